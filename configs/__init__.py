@@ -1,0 +1,1 @@
+"""Config presets: one file per job, each with get_config() (ml_collections, big_vision style)."""

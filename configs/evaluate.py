@@ -1,0 +1,22 @@
+"""Score a checkpoint: on a prepared split, or on full images against reference label maps.
+
+python launch.py --config configs/evaluate.py --config.checkpoint RUN --config.dataset_dir DATA
+python launch.py --config configs/evaluate.py --config.checkpoint RUN \
+    --config.input IMAGES --config.truth_dir LABELS
+"""
+
+from ml_collections import ConfigDict
+
+from configs import common
+
+
+def get_config() -> ConfigDict:
+    config = ConfigDict()
+    config.job = "evaluate"
+    config.checkpoint = ""
+    config.dataset_dir = ""
+    config.split = "test"
+    config.input = ""
+    config.truth_dir = ""
+    config.predict = common.predict_config()
+    return config

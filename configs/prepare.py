@@ -1,0 +1,18 @@
+"""Prepare raw SEM + EDS samples into TFDS shards.
+
+python launch.py --config configs/prepare.py --config.raw_dir RAW --config.output_dir DATA
+"""
+
+from ml_collections import ConfigDict
+
+from configs import common
+
+
+def get_config() -> ConfigDict:
+    config = ConfigDict()
+    config.job = "prepare"
+    config.raw_dir = ""
+    config.output_dir = ""
+    config.seed = 0
+    config.prepare = common.prepare_config()
+    return config

@@ -1,0 +1,17 @@
+"""Train the study's U-Net with the study's recipe (batch 32, Adam 1e-3, cross-entropy).
+
+python launch.py --config configs/train.py --config.dataset_dir DATA --workdir RUN
+"""
+
+from ml_collections import ConfigDict
+
+from configs import common
+
+
+def get_config() -> ConfigDict:
+    config = ConfigDict()
+    config.job = "train"
+    config.dataset_dir = ""
+    config.model = common.model_config()
+    common.train_config(config)
+    return config

@@ -1,0 +1,149 @@
+"""EDS-guided training labels: per-pixel phase from registered element maps and the SEM image.
+
+Why: the network learns SEM -> phase; the labels come once from EDS chemistry.
+Decisions, in order:
+  * pore vs solid: the sharp SEM image (dark pores) combined with the smoothed total cation
+    signal (Ni + Zr + Y), so that pore boundaries follow the SEM and not the blurred EDS;
+  * YSZ vs Ni-bearing: share of the (Zr + Y) signal in the cation signal, each normalised by
+    its own level in that phase (a 50 % decision, independent of the phase fractions);
+  * NiO vs Ni: oxygen in excess of what YSZ contributes, in units of YSZ's oxygen signal, per
+    unit of Ni signal. NiO has ~0.75 of YSZ's O atom fraction (0.50 vs ~0.66), metallic Ni ~0,
+    so a fixed threshold (0.3) works whether NiO is absent or dominant.
+Confidence is the smallest relative margin of the decisions taken for a pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+
+from data_prep.phases import NUM_CLASSES
+
+PORE, NIO, NI, YSZ = 0, 1, 2, 3
+NIO_O_RATIO = 0.75  # O in NiO relative to O in YSZ (O atom fractions 0.50 / 0.66)
+# Threshold slightly below halfway (0.4 of NiO's level): thin NiO shells are diluted by the
+# EDS blur, metallic Ni stays near 0.
+NIO_THRESHOLD = 0.4 * NIO_O_RATIO
+SEM_WEIGHT = 0.65  # weight of the SEM vote in the pore/solid decision (EDS gets the rest)
+SEM_SIGMA = 0.5  # SEM denoising before the pore/solid decision (px)
+EDGE_WINDOW = 7  # window (px) of the local-midpoint refinement of pore boundaries
+O_EXTRA_SIGMA = 0.8  # extra smoothing (px) of the maps entering the NiO/Ni decision
+MIN_REGION_PX = 12  # regions below ~3 EDS pixels are not resolved: merge into surroundings
+
+
+def _robust_level(x: np.ndarray, mask: np.ndarray, default: float) -> float:
+    """Median of ``x`` under ``mask`` (or ``default`` when the mask is too small)."""
+    return float(np.median(x[mask])) if mask.sum() > 50 else default
+
+
+def _otsu(x: np.ndarray) -> float:
+    sub = x[::2, ::2]
+    return float(threshold_otsu(sub)) if np.ptp(sub) > 0 else float(sub.mean())
+
+
+def eds_labels(
+    sem_norm: np.ndarray,
+    aligned_eds: dict[str, np.ndarray],
+    eds_sigma: float = 0.7,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Phase labels (uint8 class ids) and confidence (float32 in [0, 1]) from aligned EDS maps.
+
+    ``sem_norm``: normalised SEM image (float in [0, 1]); ``aligned_eds``: element maps on the SEM
+    grid (``align.register_eds``), needing Ni, O, Zr (Y optional). ``eds_sigma`` (SEM px) smooths
+    the count noise first.
+    """
+    missing = [el for el in ("Ni", "O", "Zr") if el not in aligned_eds]
+    if missing:
+        raise ValueError(f"eds_labels: missing element map(s) {missing}")
+    sem = np.asarray(sem_norm, dtype=np.float32)
+
+    def smooth(name: str) -> np.ndarray:
+        return ndi.gaussian_filter(np.asarray(aligned_eds[name], np.float32), eds_sigma)
+
+    ni, ox, zr = smooth("Ni"), smooth("O"), smooth("Zr")
+    # The NiO/Ni decision is a ratio of noisy counts (O is weak): smoothed more.
+    ni_o = ndi.gaussian_filter(ni, O_EXTRA_SIGMA)
+    ox = ndi.gaussian_filter(ox, O_EXTRA_SIGMA)
+    if "Y" in aligned_eds:
+        zr = zr + smooth("Y")
+    # Reference levels from automatically thresholded "rich" regions of each map.
+    ysz_rich = zr > _otsu(zr)
+    ni_rich = ni > _otsu(ni)
+    zr_ref = max(_robust_level(zr, ysz_rich, float(zr.max())), 1e-6)
+    ni_ref = max(_robust_level(ni, ni_rich, float(ni.max())), 1e-6)
+    zr_bg = _robust_level(zr, ~ysz_rich & ~ni_rich, 0.0)
+    ni_bg = _robust_level(ni, ~ysz_rich & ~ni_rich, 0.0)
+    zr_n = np.clip((zr - zr_bg) / (zr_ref - zr_bg + 1e-6), 0, None)
+    ni_n = np.clip((ni - ni_bg) / (ni_ref - ni_bg + 1e-6), 0, None)
+    cation = zr_n + ni_n
+
+    # Pore vs solid: SEM (sharp) and cation signal (chemistry), as signed scores.
+    sem_s = ndi.gaussian_filter(sem, SEM_SIGMA)
+    t_sem = _otsu(sem_s)
+    solid_lvl = _robust_level(sem_s, sem_s > t_sem, 1.0)
+    pore_lvl = _robust_level(sem_s, sem_s <= t_sem, 0.0)
+    s_sem = (sem_s - t_sem) / max(solid_lvl - pore_lvl, 1e-3) * 2.0
+    s_eds = (cation - 0.5) * 2.0
+    solid_score = SEM_WEIGHT * np.clip(s_sem, -1.5, 1.5) + (1 - SEM_WEIGHT) * np.clip(
+        s_eds, -1.5, 1.5
+    )
+
+    # YSZ vs Ni-bearing.
+    f_ysz = zr_n / np.maximum(cation, 1e-3)
+    ysz_score = (f_ysz - 0.5) * 2.0
+
+    # NiO vs Ni: excess O per Ni, in units of the YSZ O level.
+    o_ysz = _robust_level(ox, ysz_rich & ~ni_rich, float(ox.max()))
+    o_bg = _robust_level(ox, (cation < 0.2), 0.0)
+    ni_n_o = np.clip((ni_o - ni_bg) / (ni_ref - ni_bg + 1e-6), 0, None)
+    zr_n_o = ndi.gaussian_filter(zr_n, O_EXTRA_SIGMA)
+    o_excess = (ox - o_bg - (o_ysz - o_bg) * np.minimum(zr_n_o, 1.5)) / max(o_ysz - o_bg, 1e-6)
+    o_per_ni = o_excess / np.maximum(ni_n_o, 0.15)
+    nio_score = (o_per_ni - NIO_THRESHOLD) / NIO_THRESHOLD
+
+    labels = np.where(ysz_score > 0, YSZ, np.where(nio_score > 0, NIO, NI)).astype(np.uint8)
+    pore = _refine_pore_edges(sem_s, solid_score <= 0)
+    labels[pore] = PORE
+    labels = _merge_small_regions(labels, MIN_REGION_PX)
+    solid_score = np.where(pore, -np.abs(solid_score), np.abs(solid_score))
+    margin = np.abs(solid_score)
+    solid = labels != PORE
+    margin[solid] = np.minimum(margin[solid], np.abs(ysz_score[solid]))
+    nib = (labels == NI) | (labels == NIO)
+    margin[nib] = np.minimum(margin[nib], np.abs(nio_score[nib]))
+    confidence = np.clip(margin, 0.0, 1.0).astype(np.float32)
+    return labels, confidence
+
+
+def _refine_pore_edges(sem_s: np.ndarray, pore: np.ndarray) -> np.ndarray:
+    """Move pore boundaries to the local grey midpoint of the sharp SEM image.
+
+    Probe blur and the bright edge-effect rims make a global threshold put boundary pixels of
+    pores into the solid. For a blurred step the edge lies where the grey value crosses the
+    midpoint of the levels on both sides; we take those levels as the local min/max and
+    re-decide only the pixels within one pixel of the current boundary.
+    """
+    band = ndi.binary_dilation(pore) & ndi.binary_dilation(~pore)
+    lo = ndi.minimum_filter(sem_s, EDGE_WINDOW)
+    hi = ndi.maximum_filter(sem_s, EDGE_WINDOW)
+    out = pore.copy()
+    out[band] = sem_s[band] < 0.5 * (lo[band] + hi[band])
+    return out
+
+
+def _merge_small_regions(labels: np.ndarray, min_px: int) -> np.ndarray:
+    """Give connected regions smaller than ``min_px`` the class of the nearest larger region."""
+    small = np.zeros(labels.shape, dtype=bool)
+    for cls in range(NUM_CLASSES):
+        comp, n = ndi.label(labels == cls)
+        if n == 0:
+            continue
+        sizes = np.bincount(comp.ravel())
+        tiny = sizes < min_px
+        tiny[0] = False
+        small |= tiny[comp]
+    if not small.any() or small.all():
+        return labels
+    idx = ndi.distance_transform_edt(small, return_distances=False, return_indices=True)
+    return labels[idx[0], idx[1]]

@@ -1,0 +1,45 @@
+"""Scoring label maps against reference maps (true phases or EDS labels), image by image."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep import io, phases
+from socseg_jax.metrics import confusion_matrix, segmentation_scores
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """A label image with class ids 0..3 or the study's grey encoding (0, 85, 170, 255)."""
+    raw = np.asarray(io.read_grey(path))
+    values = set(np.unique(raw).astype(int).tolist())
+    if values <= set(range(phases.NUM_CLASSES)):
+        return raw.astype(np.uint8)
+    if values <= set(phases.STUDY_GREY):
+        return np.searchsorted(np.asarray(phases.STUDY_GREY), raw).astype(np.uint8)
+    raise ValueError(
+        f"{path}: label values {sorted(values)[:8]} are neither class ids 0..3 "
+        "nor the grey encoding 0/85/170/255"
+    )
+
+
+def score_pairs(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], num_classes: int = phases.NUM_CLASSES
+) -> dict[str, Any]:
+    """Pooled scores over (truth, prediction) pairs: one confusion matrix for all pixels."""
+    total = np.zeros((num_classes, num_classes), np.int64)
+    for truth, pred in pairs:
+        if truth.shape != pred.shape:
+            raise ValueError(f"truth {truth.shape} and prediction {pred.shape} differ in size")
+        total += confusion_matrix(truth, pred, num_classes)
+    return segmentation_scores(total)
+
+
+def find_truth(truth_dir: Path, image_path: Path) -> Path:
+    """The reference label map for an image: `<stem>_labels.*`, `<stem>.*` in truth_dir."""
+    for pattern in (f"{image_path.stem}_labels.*", f"{image_path.stem}.*"):
+        found = sorted(truth_dir.glob(pattern))
+        if found:
+            return found[0]
+    raise FileNotFoundError(f"no reference labels for {image_path.name} in {truth_dir}")

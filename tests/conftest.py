@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny prepared datasets written by the project's own code."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from data_prep.tfds_builder import PreparedSample, build_dataset
+
+PATCH = 32
+
+
+def write_prepared_samples(root: Path, names: list[str], shape=(64, 96), seed=0):
+    """Images whose grey level encodes the class (with noise), so a tiny net can learn them."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for name in names:
+        label = np.zeros(shape, np.uint8)
+        for _ in range(12):
+            y, x = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+            r = rng.integers(4, 12)
+            yy, xx = np.ogrid[: shape[0], : shape[1]]
+            label[(yy - y) ** 2 + (xx - x) ** 2 < r * r] = rng.integers(1, 4)
+        image = np.clip(40 + 60 * label + rng.normal(0, 10, shape), 0, 255).astype(np.uint8)
+        paths = PreparedSample(
+            name,
+            root / "images" / f"{name}.tif",
+            root / "labels" / f"{name}_labels.tif",
+            root / "labels" / f"{name}_confidence.tif",
+        )
+        for p in (paths.image_path, paths.label_path):
+            p.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(paths.image_path, image)
+        tifffile.imwrite(paths.label_path, label)
+        tifffile.imwrite(paths.confidence_path, np.full(shape, 255, np.uint8))
+        samples.append(paths)
+    return samples
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A TFDS dataset (patch 32) with 3 train, 1 validation and 1 test image."""
+    root = tmp_path_factory.mktemp("tiny_dataset")
+    samples = write_prepared_samples(root, [f"s{i}" for i in range(5)])
+    splits = {"train": samples[:3], "validation": samples[3:4], "test": samples[4:]}
+    settings = {"patch_size": PATCH, "stride": 32, "channels": 1}
+    return build_dataset(root, settings, splits, {"class_fractions": {}})

@@ -1,0 +1,178 @@
+"""Tests of raw-data reading: image formats, errors naming files, element-map matching."""
+
+import numpy as np
+import pytest
+import skimage.io
+import tifffile
+
+from data_prep.io import (
+    ImageReadError,
+    SampleError,
+    discover_samples,
+    find_eds_maps,
+    normalize_sem,
+    read_grey,
+    read_raw_sample,
+    write_tiff_atomic,
+)
+from data_prep.phases import colorize, overlay, save_overlay_png
+
+
+def test_read_8_and_16_bit_tiff(tmp_path):
+    a8 = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    a16 = (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)
+    tifffile.imwrite(tmp_path / "a8.tif", a8)
+    tifffile.imwrite(tmp_path / "a16.tiff", a16)
+    g8, g16 = read_grey(tmp_path / "a8.tif"), read_grey(tmp_path / "a16.tiff")
+    assert g8.dtype == np.float32 and g8.shape == (3, 4)
+    np.testing.assert_array_equal(g8, a8)
+    np.testing.assert_array_equal(g16, a16.astype(np.float32))
+
+
+def test_multipage_tiff_takes_first_page(tmp_path):
+    stack = np.stack([np.full((5, 6), 7, np.uint8), np.full((5, 6), 200, np.uint8)])
+    with tifffile.TiffWriter(tmp_path / "multi.tif") as tw:
+        for page in stack:
+            tw.write(page)
+    g = read_grey(tmp_path / "multi.tif")
+    assert g.shape == (5, 6) and np.all(g == 7)
+
+
+def test_rgb_png_to_grey(tmp_path):
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 1] = 100
+    skimage.io.imsave(tmp_path / "rgb.png", rgb, check_contrast=False)
+    g = read_grey(tmp_path / "rgb.png")
+    assert g.shape == (4, 5)
+    np.testing.assert_allclose(g, 0.7154 * 100, rtol=1e-4)
+    rgba = np.dstack([rgb, np.full((4, 5), 255, np.uint8)])
+    skimage.io.imsave(tmp_path / "rgba.png", rgba, check_contrast=False)
+    assert read_grey(tmp_path / "rgba.png").shape == (4, 5)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an image at all" * 10])
+@pytest.mark.parametrize("name", ["bad.tif", "bad.png", "bad.jpg"])
+def test_empty_or_corrupt_file_names_the_file(tmp_path, content, name):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(ImageReadError, match=name):
+        read_grey(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="nothere.tif"):
+        read_grey(tmp_path / "nothere.tif")
+
+
+def test_normalize_sem_robust_stretch():
+    img = np.linspace(0, 1000, 10000, dtype=np.float32).reshape(100, 100)
+    img[0, 0] = 1e6  # hot pixel must not dominate
+    n = normalize_sem(img)
+    assert n.dtype == np.float32 and n.min() == 0.0 and n.max() == 1.0
+    assert 0.45 < float(np.median(n)) < 0.55
+    assert np.all(normalize_sem(np.full((4, 4), 3.0)) == 0)
+
+
+def test_find_eds_maps_element_matching(tmp_path):
+    for name in [
+        "Ni Ka1.tif",
+        "N Ka1.tif",
+        "O.png",
+        "Os La1.tif",
+        "Zr_La.tiff",
+        "Y.npy",
+        "NiO map.tif",
+        "SEM.tif",
+        "notes.txt",
+        "Mn.csv",
+    ]:
+        (tmp_path / name).write_bytes(b"x")
+    maps = find_eds_maps(tmp_path)
+    assert maps["Ni"].name == "Ni Ka1.tif"
+    assert maps["N"].name == "N Ka1.tif"
+    assert maps["O"].name == "O.png"
+    assert maps["Os"].name == "Os La1.tif"
+    assert maps["Zr"].name == "Zr_La.tiff"
+    assert maps["Y"].name == "Y.npy"
+    assert maps["Mn"].name == "Mn.csv"
+    assert set(maps) == {"Ni", "N", "O", "Os", "Zr", "Y", "Mn"}
+
+
+def _make_sample(root, name="s1", elements=("Ni", "O", "Zr", "Y"), eds_shape=(8, 8)):
+    d = root / name
+    (d / "eds").mkdir(parents=True)
+    tifffile.imwrite(
+        d / "sem.tif",
+        np.zeros((16, 16), np.uint8),
+        resolution=(1e7 / 25.0, 1e7 / 25.0),
+        resolutionunit="CENTIMETER",
+    )
+    for el in elements:
+        tifffile.imwrite(d / "eds" / f"{el} Ka1.tif", np.ones(eds_shape, np.float32))
+    return d
+
+
+def test_read_raw_sample_ok(tmp_path):
+    d = _make_sample(tmp_path)
+    s = read_raw_sample(d)
+    assert s.name == "s1" and s.sem.shape == (16, 16) and s.labels is None
+    assert set(s.eds) == {"Ni", "O", "Zr", "Y"}
+    assert abs(s.pixel_size_nm - 25.0) < 1e-6
+    assert [p.name for p in discover_samples(tmp_path)] == ["s1"]
+
+
+def test_missing_element_map_names_sample(tmp_path):
+    d = _make_sample(tmp_path, name="sampleX", elements=("Ni", "O"))
+    with pytest.raises(SampleError, match=r"sampleX.*Zr"):
+        read_raw_sample(d)
+
+
+def test_missing_sem_and_big_eds(tmp_path):
+    d = _make_sample(tmp_path, name="big", eds_shape=(32, 32))
+    with pytest.raises(SampleError, match="big.*larger"):
+        read_raw_sample(d)
+    (d / "sem.tif").unlink()
+    with pytest.raises(SampleError, match="big.*missing SEM"):
+        read_raw_sample(d)
+
+
+def test_corrupt_map_in_sample(tmp_path):
+    d = _make_sample(tmp_path, name="corrupt")
+    (d / "eds" / "O Ka1.tif").write_bytes(b"")
+    with pytest.raises(SampleError, match=r"corrupt.*O Ka1.tif"):
+        read_raw_sample(d)
+
+
+def test_labels_grey_and_unknown_values(tmp_path):
+    d = _make_sample(tmp_path, name="lab")
+    grey = np.zeros((16, 16), np.uint8)
+    grey[:, 4:] = 85
+    grey[:, 8:] = 170
+    grey[:, 12:] = 255
+    skimage.io.imsave(d / "labels.png", grey, check_contrast=False)
+    lab = read_raw_sample(d).labels
+    assert lab.dtype == np.uint8 and list(np.unique(lab)) == [0, 1, 2, 3]
+    grey[0, 0] = 42
+    skimage.io.imsave(d / "labels.png", grey, check_contrast=False)
+    with pytest.raises(SampleError, match=r"lab.*unknown values \[42\]"):
+        read_raw_sample(d)
+
+
+def test_discover_samples_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        discover_samples(tmp_path / "missing")
+    with pytest.raises(SampleError, match="no sample folders"):
+        discover_samples(tmp_path)
+
+
+def test_write_tiff_atomic_and_overlay(tmp_path):
+    arr = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    write_tiff_atomic(tmp_path / "sub" / "x.tif", arr)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "sub" / "x.tif"), arr)
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.tif"]
+    labels = np.array([[0, 1], [2, 3]], np.uint8)
+    assert colorize(labels).shape == (2, 2, 3)
+    assert overlay(np.full((2, 2), 0.5), labels).dtype == np.uint8
+    save_overlay_png(tmp_path / "o.png", np.full((2, 2), 128, np.uint8), labels, title="t")
+    assert skimage.io.imread(tmp_path / "o.png").ndim == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "sub"]

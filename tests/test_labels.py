@@ -1,0 +1,41 @@
+"""Tests of EDS-guided labels against the simulator's true phases."""
+
+import numpy as np
+import pytest
+
+from data_prep.align import register_eds
+from data_prep.io import normalize_sem
+from data_prep.labels import eds_labels
+from data_prep.synthetic import SimulationParams, simulate_sample
+
+
+def _miou(truth: np.ndarray, pred: np.ndarray) -> float:
+    cm = np.bincount(truth.ravel().astype(int) * 4 + pred.ravel(), minlength=16).reshape(4, 4)
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter
+    return float(np.nanmean(np.where(union > 0, inter / np.maximum(union, 1), np.nan)))
+
+
+@pytest.mark.parametrize("oxidation_min", [10, 120])
+def test_eds_labels_match_truth(oxidation_min):
+    s = simulate_sample(SimulationParams(shape=(256, 256), oxidation_min=oxidation_min), 11)
+    sem = normalize_sem(s.sem)
+    aligned, _ = register_eds(sem, s.eds)
+    labels, conf = eds_labels(sem, aligned)
+    assert labels.dtype == np.uint8 and labels.shape == (256, 256)
+    assert conf.dtype == np.float32 and conf.min() >= 0.0 and conf.max() <= 1.0
+    assert _miou(s.phases, labels) >= 0.85
+    wrong = labels != s.phases
+    assert conf[wrong].mean() < conf[~wrong].mean()  # confidence means something
+
+
+def test_no_nio_without_oxidation():
+    s = simulate_sample(SimulationParams(shape=(256, 256), oxidation_min=0), 12)
+    sem = normalize_sem(s.sem)
+    labels, _ = eds_labels(sem, register_eds(sem, s.eds)[0])
+    assert (labels == 1).mean() < 0.005
+
+
+def test_missing_map_rejected():
+    with pytest.raises(ValueError, match="Zr"):
+        eds_labels(np.zeros((8, 8), np.float32), {"Ni": np.ones((8, 8)), "O": np.ones((8, 8))})

@@ -1,0 +1,86 @@
+"""launch.py: bad input to each job ends in one clear line and exit status 2, no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def launch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_unknown_job(tmp_path):
+    result = launch("--config", "configs/train.py", "--config.job=bogus", f"--workdir={tmp_path}")
+    assert_one_line_error(result, "unknown job 'bogus'", "quickstart")
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (
+            ["configs/prepare.py", "--config.raw_dir=/nonexistent/raw", "--config.output_dir=OUT"],
+            ["/nonexistent/raw"],
+        ),
+        (["configs/prepare.py", "--config.output_dir=OUT"], ["config.raw_dir is required"]),
+        (["configs/train.py", "--config.dataset_dir=/nonexistent/data"], ["/nonexistent/data"]),
+        (
+            [
+                "configs/segment.py",
+                "--config.input=/nonexistent/images",
+                "--config.output_dir=OUT",
+                "--config.checkpoint=/nonexistent/run",
+            ],
+            ["/nonexistent/images"],
+        ),
+        (
+            [
+                "configs/evaluate.py",
+                "--config.checkpoint=/nonexistent/run",
+                "--config.dataset_dir=DATA",
+            ],
+            ["/nonexistent/run"],
+        ),
+    ],
+)
+def test_missing_inputs(tmp_path, args, needles):
+    args = [a.replace("OUT", str(tmp_path / "out")).replace("DATA", str(tmp_path)) for a in args]
+    result = launch("--config", *args, f"--workdir={tmp_path / 'work'}")
+    assert_one_line_error(result, *needles)
+
+
+def test_wrong_config_value(tiny_dataset, tmp_path):
+    result = launch(
+        "--config",
+        "configs/train.py",
+        f"--config.dataset_dir={tiny_dataset}",
+        "--config.batch_size=0",
+        f"--workdir={tmp_path}",
+    )
+    assert_one_line_error(result, "batch_size=0")
+
+
+def test_segment_of_a_folder_without_images(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    result = launch(
+        "--config",
+        "configs/segment.py",
+        f"--config.input={tmp_path}",
+        f"--config.output_dir={tmp_path / 'out'}",
+        "--config.checkpoint=/nonexistent/run",
+    )
+    assert_one_line_error(result, "no images")

@@ -1,0 +1,55 @@
+"""Patch grid and split-by-source-image."""
+
+import numpy as np
+import pytest
+
+from data_prep.patches import cut_patches, patch_origins, split_by_source, tile_starts
+
+
+@pytest.mark.parametrize("length,patch,stride", [(256, 64, 32), (100, 32, 24), (32, 32, 16)])
+def test_tile_starts_cover_to_the_border(length, patch, stride):
+    starts = tile_starts(length, patch, stride)
+    assert starts[0] == 0 and starts[-1] == length - patch
+    assert np.all(np.diff(starts) <= stride) and np.all(np.diff(starts) > 0)
+    covered = np.zeros(length, bool)
+    for s in starts:
+        covered[s : s + patch] = True
+    assert covered.all()
+
+
+def test_tile_starts_rejects_image_smaller_than_patch():
+    with pytest.raises(ValueError, match="smaller than the patch"):
+        tile_starts(10, 32, 16)
+
+
+def test_cut_patches_are_crops_of_the_source():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (70, 90), np.uint8)
+    label = rng.integers(0, 4, (70, 90), np.uint8)
+    conf = rng.integers(0, 255, (70, 90), np.uint8)
+    patches = list(cut_patches("s", image, label, conf, 32, 32))
+    assert len(patches) == len(patch_origins((70, 90), 32, 32)) == 3 * 3
+    for p in patches:
+        y, x = p.origin
+        np.testing.assert_array_equal(p.image, image[y : y + 32, x : x + 32])
+        np.testing.assert_array_equal(p.label, label[y : y + 32, x : x + 32])
+
+
+def test_split_by_source_has_no_leakage_and_is_deterministic():
+    names = [f"sample_{i:03d}" for i in range(10)]
+    a = split_by_source(names, 0.1, 0.2, seed=3)
+    b = split_by_source(names, 0.1, 0.2, seed=3)
+    assert a == b
+    assert sorted(a["train"] + a["validation"] + a["test"]) == names
+    assert not set(a["train"]) & set(a["test"]) and not set(a["train"]) & set(a["validation"])
+    assert len(a["test"]) == 2 and len(a["validation"]) == 1
+
+
+def test_split_gives_each_split_an_image_when_there_are_three():
+    split = split_by_source(["a", "b", "c"], 0.1, 0.1, seed=0)
+    assert all(len(split[s]) == 1 for s in ("train", "validation", "test"))
+
+
+def test_split_rejects_bad_fractions():
+    with pytest.raises(ValueError):
+        split_by_source(["a", "b"], 0.6, 0.5, seed=0)

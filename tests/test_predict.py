@@ -1,0 +1,163 @@
+"""Tests for sliding-window prediction: tiling, blending weights, exactness, compilation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from socseg_jax.models.unet import UNet, UNetConfig
+from socseg_jax.predict import (
+    SlidingWindowPredictor,
+    blending_weights,
+    make_model_apply_fn,
+    tile_starts,
+)
+
+PATCH = 32
+LINEAR = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32) * 3.0
+
+
+def pixelwise_model(batch):
+    """Softmax of a 1x1 linear map: exactly translation-equivariant, no padding effects."""
+    return jax.nn.softmax(batch @ LINEAR, axis=-1)
+
+
+@pytest.mark.parametrize(
+    "length,patch,stride,expected",
+    [
+        (256, 256, 128, [0]),
+        (100, 256, 128, [0]),
+        (300, 256, 128, [0, 44]),
+        (512, 256, 128, [0, 128, 256]),
+        (520, 256, 128, [0, 128, 256, 264]),
+        (37, 32, 16, [0, 5]),
+        (53, 32, 32, [0, 21]),
+    ],
+)
+def test_tile_starts(length, patch, stride, expected):
+    starts = tile_starts(length, patch, stride)
+    np.testing.assert_array_equal(starts, expected)
+    assert starts[-1] + patch == max(length, patch)  # last tile ends exactly at the border
+    assert np.all(np.diff(starts) <= stride) and np.all(np.diff(starts) > 0)
+
+
+def test_tile_starts_rejects_gaps():
+    with pytest.raises(ValueError, match="gaps"):
+        tile_starts(100, 32, 40)
+
+
+def test_blending_weights():
+    uniform = blending_weights(PATCH, "uniform")
+    assert uniform.shape == (PATCH, PATCH) and np.all(uniform == 1)
+    gauss = blending_weights(PATCH, "gaussian")
+    assert gauss.dtype == np.float32
+    assert np.all(gauss > 0) and gauss.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(gauss, gauss.T)
+    np.testing.assert_allclose(gauss, gauss[::-1, ::-1])
+    assert gauss[0, 0] == pytest.approx(1e-4)  # clipped minimum at the corner
+    assert gauss[PATCH // 2, PATCH // 2] > 0.99
+    with pytest.raises(ValueError):
+        blending_weights(PATCH, "cosine")
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (100, 70), (20, 13), (32, 32)])
+def test_weight_sums_match_reference(shape):
+    predictor = SlidingWindowPredictor(
+        pixelwise_model, patch_size=PATCH, stride=12, batch_size=3, blending="gaussian"
+    )
+    image = np.random.default_rng(1).random(shape, dtype=np.float32)
+    prob_sum, weight_sum = predictor.predict_sums(image)
+    # Reference: accumulate the window over every tile of the padded (centred) image.
+    h, w = shape
+    ph, pw = max(h, PATCH), max(w, PATCH)
+    reference = np.zeros((ph, pw))
+    for y in tile_starts(h, PATCH, 12):
+        for x in tile_starts(w, PATCH, 12):
+            reference[y : y + PATCH, x : x + PATCH] += predictor.weights
+    top, left = (ph - h) // 2, (pw - w) // 2
+    np.testing.assert_allclose(weight_sum, reference[top : top + h, left : left + w], rtol=1e-5)
+    assert np.all(weight_sum > 0)
+    np.testing.assert_allclose(prob_sum.sum(-1), weight_sum, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (100, 70), (20, 13), (5, 1), (64, 32)])
+@pytest.mark.parametrize("blending", ["uniform", "gaussian"])
+def test_equivariant_model_reproduces_whole_image(shape, blending):
+    predictor = SlidingWindowPredictor(
+        pixelwise_model, patch_size=PATCH, batch_size=4, blending=blending
+    )
+    image = np.random.default_rng(2).random(shape, dtype=np.float32)
+    probs = predictor.predict_proba(image)
+    expected = np.asarray(pixelwise_model(image[..., None]))
+    assert probs.shape == (*shape, 4) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
+    labels = predictor.predict(image)
+    assert labels.dtype == np.uint8 and labels.shape == shape
+    np.testing.assert_array_equal(labels, expected.argmax(-1))
+
+
+def test_multichannel_image_and_edge_padding():
+    weights = np.random.default_rng(3).normal(size=(3, 2)).astype(np.float32)
+    predictor = SlidingWindowPredictor(
+        lambda b: jax.nn.softmax(b @ weights, axis=-1), patch_size=PATCH, pad_mode="edge"
+    )
+    image = np.random.default_rng(4).random((40, 21, 3), dtype=np.float32)
+    expected = np.asarray(jax.nn.softmax(image @ weights, axis=-1))
+    np.testing.assert_allclose(predictor.predict_proba(image), expected, atol=1e-6)
+
+
+def test_compiles_once_per_bucket():
+    traces = []
+
+    def counting_model(batch):
+        traces.append(batch.shape)
+        return pixelwise_model(batch)
+
+    predictor = SlidingWindowPredictor(
+        counting_model, patch_size=PATCH, batch_size=4, size_bucket=128
+    )
+    for shape in [(37, 53), (100, 70), (128, 128), (10, 10)]:  # all in the 128x128 bucket
+        predictor.predict_proba(np.zeros(shape, np.float32))
+    assert traces == [(4, PATCH, PATCH, 1)]
+    assert predictor.trace_counts["extract"] == 1
+    assert predictor.trace_counts["accumulate"] == 1
+    assert predictor.trace_counts["normalise"] == 1
+    predictor.predict_proba(np.zeros((130, 40), np.float32))  # new bucket: model not retraced
+    assert len(traces) == 1
+    assert predictor.trace_counts["accumulate"] == 2
+
+
+def test_bad_inputs():
+    predictor = SlidingWindowPredictor(pixelwise_model, patch_size=PATCH)
+    with pytest.raises(ValueError, match="image must be"):
+        predictor.predict_proba(np.zeros((4, 4, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="stride"):
+        SlidingWindowPredictor(pixelwise_model, patch_size=PATCH, stride=64)
+    with pytest.raises(ValueError, match="pad_mode"):
+        SlidingWindowPredictor(pixelwise_model, patch_size=PATCH, pad_mode="wrap")
+    bad = SlidingWindowPredictor(lambda b: b[:, ::2], patch_size=PATCH)
+    with pytest.raises(ValueError, match="apply_fn must return"):
+        bad.predict_proba(np.zeros((40, 40), np.float32))
+
+
+def test_unet_apply_fn_end_to_end():
+    config = UNetConfig(
+        features=(4, 8, 16), encoder_dropout=(0.1, 0.1, 0.2), decoder_dropout=(0.2, 0.1)
+    )
+    model = UNet(config, rngs=nnx.Rngs(0))
+    apply_fn = make_model_apply_fn(model)
+    assert not model.encoder[0].dropout.deterministic  # caller's model left in train mode
+    batch = jax.random.uniform(jax.random.key(0), (2, PATCH, PATCH, 1))
+    probs = apply_fn(batch)
+    np.testing.assert_allclose(probs, apply_fn(batch))  # deterministic: dropout off
+    np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, atol=1e-5)
+    predictor = SlidingWindowPredictor(apply_fn, patch_size=PATCH, batch_size=2)
+    image = np.random.default_rng(5).random((45, 70), dtype=np.float32)
+    out = predictor.predict_proba(image)
+    assert out.shape == (45, 70, 4)
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)
+    # A single tile covering the image exactly equals the model's own prediction.
+    tile = np.asarray(batch[0, ..., 0])
+    np.testing.assert_allclose(predictor.predict_proba(tile), probs[0], atol=1e-6)

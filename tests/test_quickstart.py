@@ -1,0 +1,44 @@
+"""End to end on tiny data: the quickstart job writes every promised output."""
+
+import csv
+import json
+
+from configs.quickstart import get_config
+from socseg_jax.quickstart import run_quickstart
+from tests.test_train import TINY_MODEL
+
+
+def test_quickstart_end_to_end_on_tiny_data(tmp_path):
+    config = get_config()
+    config.synthetic.num_samples = 4
+    config.synthetic.shape = (128, 128)
+    config.prepare.patch_size = 64
+    config.prepare.stride = 64
+    config.prepare.val_fraction = 0.25
+    config.prepare.test_fraction = 0.25
+    config.model = dict(TINY_MODEL)
+    config.batch_size = 4
+    config.num_train_steps = 4
+    config.checkpoint_every_steps = 2
+    config.predict.patch_size = 64
+    config.predict.stride = 32
+    config.predict.batch_size = 4
+    metrics = run_quickstart(config, tmp_path)
+
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert saved == metrics
+    for key in ("unet", "otsu", "eds_labels", "unet_vs_eds"):
+        assert 0.0 <= saved[key]["mean_iou"] <= 1.0
+        assert len(saved[key]["per_class_iou"]) == 4
+        assert 0.0 <= saved[key]["pixel_accuracy"] <= 1.0
+    test_image = saved["test_images"][0]
+    assert (tmp_path / "segment" / test_image / "sem_labels.tif").exists()
+    assert (tmp_path / "segment" / test_image / "sem_overlay.png").exists()
+    assert (tmp_path / "report" / "test_comparison.png").exists()
+    with open(tmp_path / "segment" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["ok"]
+    total = sum(float(rows[0][f"{c}_percent"]) for c in ("pore", "NiO", "Ni", "YSZ"))
+    assert abs(total - 100.0) < 0.01
+    assert (tmp_path / "data" / "labels" / f"{test_image}_labels.tif").exists()
+    assert (tmp_path / "data" / "prepare_report.json").exists()
