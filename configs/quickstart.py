@@ -12,7 +12,7 @@ def get_config() -> ConfigDict:
     config = ConfigDict()
     config.job = "quickstart"
     config.synthetic = ConfigDict(
-        {"num_samples": 10, "shape": (512, 512), "oxidation_times": (0, 2, 5, 10, 20, 30, 120)}
+        {"num_samples": 12, "shape": (512, 512), "oxidation_times": (5, 10, 20, 30, 60, 120)}
     )
     config.prepare = common.prepare_config()
     config.prepare.patch_size = 128

@@ -80,9 +80,12 @@ def eds_labels(
 
     # Pore vs solid: SEM (sharp) and cation signal (chemistry), as signed scores.
     sem_s = ndi.gaussian_filter(sem, SEM_SIGMA)
-    t_sem = _otsu(sem_s)
-    solid_lvl = _robust_level(sem_s, sem_s > t_sem, 1.0)
-    pore_lvl = _robust_level(sem_s, sem_s <= t_sem, 0.0)
+    # SEM levels of pore and of the darkest solid, taken where the EDS is sure of the answer
+    # (a global Otsu on the SEM alone would put dark NiO with the pores).
+    pore_lvl = _robust_level(sem_s, cation < 0.3, 0.0)
+    eds_solid = cation > 0.7
+    solid_lvl = float(np.percentile(sem_s[eds_solid], 10)) if eds_solid.sum() > 50 else 1.0
+    t_sem = 0.5 * (pore_lvl + solid_lvl)
     s_sem = (sem_s - t_sem) / max(solid_lvl - pore_lvl, 1e-3) * 2.0
     s_eds = (cation - 0.5) * 2.0
     solid_score = SEM_WEIGHT * np.clip(s_sem, -1.5, 1.5) + (1 - SEM_WEIGHT) * np.clip(

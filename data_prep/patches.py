@@ -9,20 +9,19 @@ SPLITS = ("train", "validation", "test")
 
 
 def tile_starts(length: int, patch: int, stride: int) -> np.ndarray:
-    """Start offsets 0, stride, 2·stride, ... with the last tile ending exactly at `length`.
+    """Window starts 0, stride, 2·stride, ... along one axis, the last ending at the border.
 
-    `length` must be >= `patch` (pad first). The last start is `length - patch`, so tiles
-    are spread over the whole extent and nothing is cropped.
+    A `length` shorter than `patch` is treated as padded to `patch` (one window at 0). The
+    final step may be shorter than `stride`, so that the last window ends exactly at
+    max(length, patch): every position is covered and no window reaches past the border.
     """
-    if patch <= 0 or stride <= 0:
-        raise ValueError(f"patch ({patch}) and stride ({stride}) must be positive")
-    if length < patch:
-        raise ValueError(f"length {length} is smaller than the patch {patch}; pad the image first")
-    last = length - patch
-    starts = np.arange(0, last + 1, stride, dtype=np.int64)
-    if starts[-1] != last:
-        starts = np.append(starts, last)
-    return starts
+    if patch < 1 or stride < 1:
+        raise ValueError(f"patch and stride must be >= 1, got patch={patch}, stride={stride}")
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    last = max(length, patch) - patch
+    count = -(-last // stride) + 1
+    return np.minimum(np.arange(count, dtype=np.int64) * stride, last)
 
 
 def patch_origins(shape: tuple[int, int], patch: int, stride: int) -> list[tuple[int, int]]:

@@ -51,16 +51,16 @@ class SimulationParams:
     oxide_roughness: float = 0.35  # relative local variation of the shell thickness
     oxide_outward: float = 0.45  # outward growth into pores, as a fraction of the inward shell
     # SEM contrast (fractions of full scale before per-image gain/offset)
-    grey_levels: tuple[float, float, float, float] = (0.10, 0.45, 0.52, 0.58)
+    grey_levels: tuple[float, float, float, float] = (0.10, 0.40, 0.55, 0.70)
     grain_size_px: tuple[float, float, float] = (3.0, 14.0, 6.0)  # NiO, Ni, YSZ
-    grain_contrast: tuple[float, float, float] = (0.04, 0.07, 0.04)  # NiO, Ni, YSZ (std)
+    grain_contrast: tuple[float, float, float] = (0.04, 0.05, 0.04)  # NiO, Ni, YSZ (std)
     pore_texture: float = 0.12  # brightness of dim sub-surface features seen in pores
     edge_brightness: float = 0.2
     edge_width_px: float = 1.5
     probe_blur_px: float = 1.0
     sem_dose: float = 120.0  # electrons per pixel at full scale (shot noise)
     read_noise: float = 0.015
-    gradient_max: float = 0.12  # max relative brightness change across the image
+    gradient_max: float = 0.25  # max relative brightness change across the image
     brightness_jitter: float = 0.06
     contrast_jitter: float = 0.15
     # EDS

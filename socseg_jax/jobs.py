@@ -60,22 +60,10 @@ def run_evaluate(config: ConfigDict, workdir: str | None) -> Any:
 
 def run_segment(config: ConfigDict, workdir: str | None) -> Any:
     """Segments config.input (folder, glob or list file) with config.checkpoint."""
-    from socseg_jax import checkpoints, segment
-    from socseg_jax.predict import SlidingWindowPredictor, make_model_apply_fn
+    from socseg_jax.segment import run_segment_job
 
     _require(config, "input", "output_dir", "checkpoint")
-    jobs = segment.discover_images(config.input)
-    if not jobs:
-        raise FileNotFoundError(f"no images (tif, tiff, png, jpg, jpeg) found in {config.input}")
-    model, _, step = checkpoints.load_model(config.checkpoint)
-    log.info("model from %s (step %d); %d images to segment", config.checkpoint, step, len(jobs))
-    predictor = SlidingWindowPredictor(make_model_apply_fn(model), **config.predict.to_dict())
-    rows = segment.segment_images(
-        predictor, jobs, config.output_dir, config.label_encoding, config.overwrite
-    )
-    if all(row["status"] == "failed" for row in rows):
-        raise ValueError(f"every image failed; reasons in {config.output_dir}/summary.csv")
-    return rows
+    return run_segment_job(config)
 
 
 def run_quickstart(config: ConfigDict, workdir: str | None) -> Any:

@@ -25,26 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from data_prep.patches import tile_starts
+
 ApplyFn = Callable[[jax.Array], jax.Array]
 _PAD_MODES = ("reflect", "symmetric", "edge", "constant")
-
-
-def tile_starts(length: int, patch: int, stride: int) -> np.ndarray:
-    """Window starts ``0, stride, 2*stride, ...`` along one axis, the last ending at the border.
-
-    ``length`` shorter than ``patch`` is treated as padded to ``patch`` (one window at 0). The
-    final step may be shorter than ``stride`` so that the last window ends exactly at
-    ``max(length, patch)``; every position is covered and no window reaches past the border.
-    """
-    if patch < 1 or stride < 1:
-        raise ValueError(f"patch and stride must be >= 1, got patch={patch}, stride={stride}")
-    if stride > patch:
-        raise ValueError(f"stride {stride} > patch {patch} would leave gaps between windows")
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
-    last = max(length, patch) - patch
-    count = -(-last // stride) + 1
-    return np.minimum(np.arange(count, dtype=np.int64) * stride, last)
 
 
 def blending_weights(
@@ -290,5 +274,4 @@ __all__ = [
     "SlidingWindowPredictor",
     "blending_weights",
     "make_model_apply_fn",
-    "tile_starts",
 ]

@@ -20,8 +20,11 @@ import numpy as np
 import tifffile
 from tqdm import tqdm
 
+from ml_collections import ConfigDict
+
 from data_prep import io, phases
-from socseg_jax.predict import SlidingWindowPredictor
+from socseg_jax import checkpoints
+from socseg_jax.predict import SlidingWindowPredictor, make_model_apply_fn
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,25 @@ def segment_images(
         "segmented %d of %d images into %s (%d failed)",
         len(rows) - len(failed), len(rows), output_dir, len(failed),
     )
+    return rows
+
+
+def run_segment_job(config: ConfigDict) -> list[dict[str, Any]]:
+    """job=segment: config.input with config.checkpoint into config.output_dir.
+
+    Raises ValueError when every image failed (the exit status is then non-zero).
+    """
+    jobs = discover_images(config.input)
+    if not jobs:
+        raise FileNotFoundError(f"no images (tif, tiff, png, jpg, jpeg) found in {config.input}")
+    model, _, step = checkpoints.load_model(config.checkpoint)
+    log.info("model from %s (step %d); %d images to segment", config.checkpoint, step, len(jobs))
+    predictor = SlidingWindowPredictor(make_model_apply_fn(model), **config.predict.to_dict())
+    rows = segment_images(
+        predictor, jobs, config.output_dir, config.label_encoding, config.overwrite
+    )
+    if all(row["status"] == "failed" for row in rows):
+        raise ValueError(f"every image failed; reasons in {config.output_dir}/summary.csv")
     return rows
 
 

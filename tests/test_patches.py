@@ -17,9 +17,23 @@ def test_tile_starts_cover_to_the_border(length, patch, stride):
     assert covered.all()
 
 
-def test_tile_starts_rejects_image_smaller_than_patch():
-    with pytest.raises(ValueError, match="smaller than the patch"):
-        tile_starts(10, 32, 16)
+@pytest.mark.parametrize(
+    "length,patch,stride,expected",
+    [
+        (256, 256, 128, [0]),
+        (100, 256, 128, [0]),
+        (300, 256, 128, [0, 44]),
+        (512, 256, 128, [0, 128, 256]),
+        (520, 256, 128, [0, 128, 256, 264]),
+        (37, 32, 16, [0, 5]),
+        (53, 32, 32, [0, 21]),
+    ],
+)
+def test_tile_starts_values(length, patch, stride, expected):
+    starts = tile_starts(length, patch, stride)
+    np.testing.assert_array_equal(starts, expected)
+    assert starts[-1] + patch == max(length, patch)  # last tile ends exactly at the border
+    assert np.all(np.diff(starts) <= stride) and np.all(np.diff(starts) > 0)
 
 
 def test_cut_patches_are_crops_of_the_source():

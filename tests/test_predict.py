@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from data_prep.patches import tile_starts
 from socseg_jax.models.unet import UNet, UNetConfig
 from socseg_jax.predict import (
     SlidingWindowPredictor,
     blending_weights,
     make_model_apply_fn,
-    tile_starts,
 )
 
 PATCH = 32
@@ -23,28 +23,9 @@ def pixelwise_model(batch):
     return jax.nn.softmax(batch @ LINEAR, axis=-1)
 
 
-@pytest.mark.parametrize(
-    "length,patch,stride,expected",
-    [
-        (256, 256, 128, [0]),
-        (100, 256, 128, [0]),
-        (300, 256, 128, [0, 44]),
-        (512, 256, 128, [0, 128, 256]),
-        (520, 256, 128, [0, 128, 256, 264]),
-        (37, 32, 16, [0, 5]),
-        (53, 32, 32, [0, 21]),
-    ],
-)
-def test_tile_starts(length, patch, stride, expected):
-    starts = tile_starts(length, patch, stride)
-    np.testing.assert_array_equal(starts, expected)
-    assert starts[-1] + patch == max(length, patch)  # last tile ends exactly at the border
-    assert np.all(np.diff(starts) <= stride) and np.all(np.diff(starts) > 0)
-
-
-def test_tile_starts_rejects_gaps():
-    with pytest.raises(ValueError, match="gaps"):
-        tile_starts(100, 32, 40)
+def test_stride_larger_than_patch_is_rejected():
+    with pytest.raises(ValueError, match="stride"):
+        SlidingWindowPredictor(pixelwise_model, patch_size=32, stride=40)
 
 
 def test_blending_weights():

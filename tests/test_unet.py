@@ -180,3 +180,20 @@ def test_config_round_trip_and_validation():
         UNetConfig(encoder_dropout=(0.1, 0.1, 0.2, 0.2, 1.0))
     with pytest.raises(ValueError, match="Unknown"):
         UNetConfig.from_dict({"features": [4], "width": 3})
+
+
+def test_keras_like_initialisation_is_deterministic():
+    model = UNet(UNetConfig(**SMALL), rngs=nnx.Rngs(0))
+    conv = np.asarray(model.encoder[2].conv2.kernel[...])  # (3, 3, 16, 16), he_normal
+    std = np.sqrt(2.0 / (9 * 16))
+    assert conv.std() == pytest.approx(std, rel=0.1)
+    assert np.abs(conv).max() <= 2 * std / 0.87962566 + 1e-6  # truncated at 2 sigma
+    up = np.asarray(model.upsample[0].kernel[...])  # (2, 2, 8, 16), glorot_uniform
+    limit = np.sqrt(6.0 / (4 * 8 + 4 * 16))
+    assert np.abs(up).max() <= limit and np.abs(up).max() > 0.8 * limit
+    biases = [x for path, x in nnx.to_flat_state(nnx.state(model, nnx.Param)) if "bias" in path]
+    assert all(np.all(np.asarray(b[...]) == 0) for b in biases)
+    again = UNet(UNetConfig(**SMALL), rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(conv, again.encoder[2].conv2.kernel[...])
+    other = UNet(UNetConfig(**SMALL), rngs=nnx.Rngs(1))
+    assert not np.allclose(conv, other.encoder[2].conv2.kernel[...])
