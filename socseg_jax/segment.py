@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from tqdm import tqdm
-
 from ml_collections import ConfigDict
+from tqdm import tqdm
 
 from data_prep import io, phases
 from socseg_jax import checkpoints
