@@ -24,6 +24,7 @@ def get_config() -> ConfigDict:
     config.batch_size = 8
     config.num_train_steps = 600
     config.checkpoint_every_steps = 200
+    config.eval_every_steps = 200
     config.log_every_steps = 50
     config.predict = common.predict_config()
     config.predict.patch_size = 128

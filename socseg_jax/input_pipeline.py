@@ -1,9 +1,10 @@
 """Grain input pipeline over the prepared TFDS array_record shards.
 
-Training batches are drawn from a shuffled, repeated random-access dataset, so batch `k`
-is a pure function of (seed, k): a resumed run continues with exactly the batches it
-would have seen. Augmentation (D4 flips/rotations) runs on the host with Grain's
-per-record seeded generators; images stay uint8 until they reach the device.
+Global batch `k` holds records [k·B, (k+1)·B) of a seeded, per-epoch shuffled, repeated
+random-access dataset, so it is a pure function of (seed, k) whatever the number of hosts:
+process `p` of `P` reads only its slice [k·B + p·B/P, k·B + (p+1)·B/P). Augmentation (D4
+flips/rotations) runs on the host with Grain's per-record seeded generators; images stay
+uint8 until they reach the device. The iterator state (`get_state`) is the step.
 """
 
 import os
@@ -19,7 +20,7 @@ Batch = dict[str, np.ndarray]
 
 
 def select_arrays(record: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Keeps the arrays the model needs: image (P,P,C) uint8 and label (P,P) uint8."""
+    """Keeps the arrays the model needs: image (P,P,C) and label (P,P) uint8."""
     return {"image": np.asarray(record["image"]), "label": np.asarray(record["label"])}
 
 
@@ -39,40 +40,67 @@ def read_options(num_threads: int | None = None) -> grain.ReadOptions:
     return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4 * threads)
 
 
+def local_batch_size(batch_size: int, process_count: int) -> int:
+    """This process's share of the global batch."""
+    if batch_size % process_count:
+        raise ValueError(
+            f"batch_size={batch_size} must be a multiple of the process count ({process_count})"
+        )
+    return batch_size // process_count
+
+
 def train_batches(
     dataset_dir: str,
     batch_size: int,
     num_steps: int,
     seed: int,
-    start_step: int = 0,
     augment: bool = True,
     split: str = "train",
+    process_index: int = 0,
+    process_count: int = 1,
     num_threads: int | None = None,
-) -> Iterator[Batch]:
-    """Yields `num_steps - start_step` shuffled (augmented) batches, starting at `start_step`."""
+) -> grain.DatasetIterator:
+    """An iterator over this process's slices of global batches 0 .. num_steps-1.
+
+    Resume with `iterator.set_state({'next_index': step})` (or the saved state).
+    """
     source = open_split(dataset_dir, split)
     if len(source) == 0:
         raise ValueError(f"split '{split}' of {dataset_dir} has no records")
+    local = local_batch_size(batch_size, process_count)
     # Shuffle before repeat: every epoch gets its own order, independent of num_steps.
     ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat().map(select_arrays)
     if augment:
         ds = ds.random_map(augment_d4)
-    ds = ds.batch(batch_size, drop_remainder=True)[start_step:num_steps]
+    ds = ds.batch(local, drop_remainder=True)
+    ds = ds[process_index : num_steps * process_count : process_count]
     return iter(ds.to_iter_dataset(read_options(num_threads)))
 
 
 def eval_batches(
-    dataset_dir: str, split: str, batch_size: int, num_threads: int | None = None
+    dataset_dir: str,
+    split: str,
+    batch_size: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    num_threads: int | None = None,
 ) -> Iterator[Batch]:
-    """Every record of a split once, in order; the last batch is padded, with a `mask`."""
+    """Every record of a split once, as this process's slices of padded global batches.
+
+    Padding records carry `mask == False`; every process yields the same number of batches.
+    """
     source = open_split(dataset_dir, split)
-    ds = grain.MapDataset.source(source).map(select_arrays).batch(batch_size)
-    for batch in ds.to_iter_dataset(read_options(num_threads)):
-        n = len(batch["label"])
-        pad = batch_size - n
-        mask = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])
-        yield {
-            "image": np.pad(batch["image"], [(0, pad)] + [(0, 0)] * 3),
-            "label": np.pad(batch["label"], [(0, pad), (0, 0), (0, 0)]),
-            "mask": mask,
-        }
+    n = len(source)
+    local = local_batch_size(batch_size, process_count)
+    num_batches = -(-n // batch_size)
+    order = np.arange(num_batches * batch_size).reshape(num_batches, process_count, local)
+    indices = order[:, process_index, :].ravel().tolist()
+    template = select_arrays(source[0]) if n else None
+
+    def fetch(index: int) -> dict[str, np.ndarray]:
+        if index < n:
+            return select_arrays(source[index]) | {"mask": np.bool_(True)}
+        return {k: np.zeros_like(v) for k, v in template.items()} | {"mask": np.bool_(False)}
+
+    ds = grain.MapDataset.source(indices).map(fetch).batch(local)
+    yield from ds.to_iter_dataset(read_options(num_threads))

@@ -87,4 +87,7 @@ def run_job(config: ConfigDict, workdir: str | None) -> Any:
     job = config.get("job")
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r} in config.job; choose one of {sorted(JOBS)}")
+    from socseg_jax.distributed import maybe_initialize
+
+    maybe_initialize(config)
     return JOBS[job](config, workdir)

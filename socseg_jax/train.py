@@ -1,15 +1,15 @@
 """job=train: the U-Net trained on prepared patches with a jit-compiled, data-parallel step.
 
-The global batch is split over a 1-D device mesh ('data'); parameters and optimizer state
-are replicated, so XLA averages gradients across devices. Dropout keys are derived from
-(seed, step), and batch `k` is a pure function of (seed, k), so a run restarted from its
-latest Orbax checkpoint continues exactly.
+The global batch is split over a 1-D device mesh ('data') spanning every process; parameters
+and optimizer state are replicated, so XLA averages gradients across devices (the sharded-jit
+successor of `pmap`). Dropout keys are derived from (seed, step) and batch `k` is a pure
+function of (seed, k), so a run restarted from its latest checkpoint continues exactly.
 """
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,13 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
-from socseg_jax import checkpoints, input_pipeline
+from data_prep.tfds_builder import dataset_metadata, open_split
+from socseg_jax import checkpoints, distributed, input_pipeline
+from socseg_jax.losses import LOSSES, inverse_frequency_weights, segmentation_loss
 from socseg_jax.metrics import confusion_matrix_jax, format_scores, segmentation_scores
 from socseg_jax.models.unet import UNet, UNetConfig
+from socseg_jax.optim import make_optimizer
+from socseg_jax.training_log import TrainingLog
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,9 @@ class ModelFunctions:
 
 
 def to_model_input(images: jax.Array) -> jax.Array:
-    """uint8 patches → float32 in [0, 1]; float input is passed through."""
-    if images.dtype == jnp.uint8:
-        return images.astype(jnp.float32) / 255.0
+    """uint8 / uint16 patches → float32 in [0, 1]; float input is passed through."""
+    if jnp.issubdtype(images.dtype, jnp.integer):
+        return images.astype(jnp.float32) / float(jnp.iinfo(images.dtype).max)
     return images.astype(jnp.float32)
 
 
@@ -67,17 +69,15 @@ def init_model(config: UNetConfig, seed: int) -> tuple[ModelFunctions, Any]:
     return ModelFunctions(train_graphdef, eval_graphdef, rest), nnx.to_pure_dict(params)
 
 
-def data_mesh() -> jax.sharding.Mesh:
-    """A 1-D mesh over every device of every process, axis 'data' (XLA decides the rest)."""
-    return jax.make_mesh(
-        (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
-    )
-
-
 def make_train_step(
-    fns: ModelFunctions, tx: optax.GradientTransformation, seed: int
+    fns: ModelFunctions,
+    tx: optax.GradientTransformation,
+    seed: int,
+    loss_name: str = "cross_entropy",
+    class_weights: jax.Array | None = None,
+    label_smoothing: float = 0.0,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-    """A jitted step: softmax cross-entropy, gradients, optimizer update, loss/accuracy."""
+    """A jitted step: loss, gradients (averaged over the devices by XLA), optimizer update."""
     base_key = jax.random.key(seed)
 
     @partial(jax.jit, donate_argnums=0)
@@ -87,7 +87,7 @@ def make_train_step(
 
         def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
             logits = fns.logits(params, batch["image"], dropout_key)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            loss = segmentation_loss(loss_name, logits, labels, class_weights, label_smoothing)
             return loss, logits
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
@@ -116,129 +116,154 @@ def make_eval_step(fns: ModelFunctions, num_classes: int) -> Callable:
 
 
 def evaluate_split(
-    eval_step: Callable, params: Any, dataset_dir: str, split: str, batch_size: int
+    eval_step: Callable,
+    params: Any,
+    dataset_dir: str,
+    split: str,
+    batch_size: int,
+    mesh: jax.sharding.Mesh,
 ) -> dict[str, Any]:
-    """Scores of the model on every patch of one split (confusion matrix summed on device)."""
+    """Scores on every patch of one split; the confusion matrix is summed on device."""
     total = None
-    for batch in input_pipeline.eval_batches(dataset_dir, split, batch_size):
-        cm = eval_step(params, batch)
+    batches = input_pipeline.eval_batches(
+        dataset_dir, split, batch_size, jax.process_index(), jax.process_count()
+    )
+    for local in batches:
+        cm = eval_step(params, distributed.global_batch(local, mesh))
         total = cm if total is None else total + cm
     if total is None:
         raise ValueError(f"split '{split}' of {dataset_dir} is empty")
     return segmentation_scores(np.asarray(total))
 
 
-def check_batch_size(batch_size: int) -> None:
-    """The global batch must split evenly over the devices."""
-    devices = jax.device_count()
-    if batch_size <= 0 or batch_size % devices:
-        raise ValueError(
-            f"batch_size={batch_size} must be a positive multiple of the device count ({devices})"
-        )
+def resolve_num_steps(config: ConfigDict, num_train_records: int) -> int:
+    """config.num_epochs (if > 0) converted to steps, else config.num_train_steps."""
+    epochs = config.get("num_epochs", 0) or 0
+    steps = math.ceil(epochs * num_train_records / config.batch_size) if epochs > 0 else (
+        config.num_train_steps
+    )
+    if steps <= 0:
+        raise ValueError(f"num_train_steps={steps} must be positive (or set num_epochs > 0)")
+    return int(steps)
+
+
+def class_weights_from(config: ConfigDict, dataset_dir: str, num_classes: int) -> jax.Array | None:
+    """Per-class loss weights: config.class_weights, or inverse train-split frequencies."""
+    if config.get("loss", "cross_entropy") != "weighted_cross_entropy":
+        return None
+    weights = config.get("class_weights")
+    if not weights:
+        fractions = dataset_metadata(dataset_dir).get("class_fractions", {}).get("train")
+        if not fractions:
+            raise ValueError("loss=weighted_cross_entropy needs config.class_weights or "
+                             "class fractions in the dataset metadata")
+        weights = inverse_frequency_weights(list(fractions))
+    if len(weights) != num_classes:
+        raise ValueError(f"class_weights has {len(weights)} values for {num_classes} classes")
+    return jnp.asarray(weights, jnp.float32)
+
+
+def validate(config: ConfigDict) -> None:
+    """Rejects bad training values with one clear line, before any work is done."""
+    distributed.check_batch_size(config.batch_size)
+    if config.get("loss", "cross_entropy") not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
+    if config.checkpoint_every_steps <= 0:
+        raise ValueError(f"checkpoint_every_steps={config.checkpoint_every_steps} must be > 0")
 
 
 def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains (resuming from the latest checkpoint in `workdir`) and returns final metrics."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    check_batch_size(config.batch_size)
-    if config.num_train_steps <= 0:
-        raise ValueError(f"num_train_steps={config.num_train_steps} must be positive")
+    validate(config)
     dataset_dir = str(config.dataset_dir)
+    num_steps = resolve_num_steps(config, len(open_split(dataset_dir, "train")))
+    config = ConfigDict(config.to_dict() | {"num_train_steps": num_steps})
     model_config = UNetConfig.from_dict(config.model.to_dict())
     fns, params = init_model(model_config, config.seed)
-    tx = optax.adam(config.learning_rate)
+    tx = make_optimizer(config)
     state: TrainState = {"params": params, "opt_state": tx.init(params), "step": jnp.int32(0)}
 
-    manager = checkpoints.checkpoint_manager(workdir)
-    start_step = 0
-    if manager.latest_step() is not None:
-        start_step = int(manager.latest_step())
-        state = checkpoints.restore_state(manager, start_step, state)
+    manager = checkpoints.checkpoint_manager(
+        workdir, keep=config.get("keep_checkpoints", 3), keep_best=config.get("keep_best", 1)
+    )
+    batches = input_pipeline.train_batches(
+        dataset_dir, config.batch_size, num_steps, config.seed, augment=config.augment,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+    )
+    restored = checkpoints.restore_latest(manager, state, model_config)
+    if restored is not None:
+        state, start_step, data_state = restored
+        batches.set_state(data_state or {"next_index": start_step})
         log.info("resuming from the checkpoint at step %d", start_step)
 
-    mesh = data_mesh()
-    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    state = jax.device_put(state, replicated)
-    train_step = make_train_step(fns, tx, config.seed)
-    batches = input_pipeline.train_batches(
-        dataset_dir,
-        config.batch_size,
-        config.num_train_steps,
-        config.seed,
-        start_step=start_step,
-        augment=config.augment,
+    mesh = distributed.data_mesh()
+    state = distributed.replicate(state, mesh)
+    train_step = make_train_step(
+        fns, tx, config.seed, config.get("loss", "cross_entropy"),
+        class_weights_from(config, dataset_dir, model_config.num_classes),
+        config.get("label_smoothing", 0.0),
     )
-    history = _train_loop(
-        config, workdir, state, train_step, batches, start_step, sharded, manager, model_config
-    )
-    state = history.pop("state")
+    eval_step = make_eval_step(fns, model_config.num_classes)
+    evaluate = partial(evaluate_split, eval_step, dataset_dir=dataset_dir,
+                       batch_size=config.batch_size, mesh=mesh)
+    with TrainingLog(
+        workdir, num_steps, config.batch_size, config.log_every_steps
+    ) as training_log:
+        state = _train_loop(config, state, train_step, batches, evaluate, manager, model_config,
+                            training_log)
     manager.wait_until_finished()
     manager.close()
 
-    eval_step = make_eval_step(fns, model_config.num_classes)
-    result: dict[str, Any] = {"final_step": int(state["step"]), **history}
+    result: dict[str, Any] = {"final_step": int(state["step"]), **training_log.summary()}
     for split in ("validation", "test"):
         try:
-            scores = evaluate_split(eval_step, state["params"], dataset_dir, split, 8)
+            scores = evaluate(state["params"], split=split)
         except ValueError as err:
             log.info("no %s evaluation: %s", split, err)
             continue
         log.info("%s patches:\n%s", split, format_scores(scores))
         result[split] = scores
-    (workdir / "train_result.json").write_text(json.dumps(result, indent=2, default=float))
+    if jax.process_index() == 0:
+        (workdir / "train_result.json").write_text(json.dumps(result, indent=2, default=float))
     return result
 
 
 def _train_loop(
     config: ConfigDict,
-    workdir: Path,
     state: TrainState,
     train_step: Callable,
-    batches: Iterator[dict],
-    start_step: int,
-    sharding: NamedSharding,
+    batches: Any,
+    evaluate: Callable,
     manager: Any,
     model_config: UNetConfig,
-) -> dict[str, Any]:
-    """Runs the steps, logging progress to the console and `metrics.jsonl`, saving checkpoints."""
+    training_log: TrainingLog,
+) -> TrainState:
+    """Steps, periodic validation, early stopping and checkpoints."""
+    mesh = distributed.data_mesh()
     total = config.num_train_steps
-    log_every = max(1, config.log_every_steps)
-    pending: list[dict] = []
-    t_start, samples_timed, first_done = time.perf_counter(), 0, False
-    last_loss = float("nan")
-    with open(workdir / "metrics.jsonl", "a") as metrics_file:
-        for step in range(start_step + 1, total + 1):
-            batch = jax.device_put(next(batches), sharding)
-            state, metrics = train_step(state, batch)
-            pending.append(metrics)
-            if not first_done:  # exclude compilation from the throughput
-                jax.block_until_ready(metrics)
-                t_start, first_done = time.perf_counter(), True
+    eval_every = config.get("eval_every_steps", 0) or 0
+    patience = config.get("early_stopping_patience", 0) or 0
+    best, evals_since_best = -1.0, 0
+    start = int(state["step"])
+    for step in range(start + 1, total + 1):
+        state, metrics = train_step(state, distributed.global_batch(next(batches), mesh))
+        training_log.record_step(step, metrics, first=step == start + 1)
+        val_metrics = None
+        if eval_every and (step % eval_every == 0 or step == total):
+            scores = evaluate(state["params"], split="validation")
+            val_metrics = {checkpoints.BEST_METRIC: float(scores["mean_iou"])}
+            training_log.record_validation(step, scores)
+            if scores["mean_iou"] > best:
+                best, evals_since_best = scores["mean_iou"], 0
             else:
-                samples_timed += config.batch_size
-            if step % log_every == 0 or step == total:
-                means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
-                pending.clear()
-                elapsed = time.perf_counter() - t_start
-                rate = samples_timed / elapsed if elapsed > 0 and samples_timed else 0.0
-                eta = (total - step) * config.batch_size / rate if rate else float("nan")
-                log.info(
-                    "step %d/%d  loss %.4f  accuracy %.3f  %.1f samples/s  ETA %s",
-                    step, total, means["loss"], means["accuracy"], rate, _format_seconds(eta),
-                )
-                metrics_file.write(json.dumps({"step": step, **means, "samples_per_s": rate}))
-                metrics_file.write("\n")
-                metrics_file.flush()
-                last_loss = means["loss"]
-            if step % config.checkpoint_every_steps == 0 or step == total:
-                checkpoints.save(manager, step, jax.device_get(state), model_config)
-    return {"state": state, "final_loss": last_loss}
-
-
-def _format_seconds(seconds: float) -> str:
-    """'3m05s' style durations for ETAs."""
-    if not np.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
+                evals_since_best += 1
+        stop = bool(patience) and evals_since_best >= patience
+        if step % config.checkpoint_every_steps == 0 or step == total or stop:
+            checkpoints.save(manager, step, state, model_config, batches.get_state(), val_metrics)
+        if stop:
+            log.info("early stopping at step %d: validation mean IoU has not improved for %d "
+                     "evaluations (best %.4f)", step, patience, best)
+            break
+    return state

@@ -20,7 +20,9 @@ def test_augment_transforms_image_and_label_together():
 def test_train_batches_are_deterministic_and_resume_exactly(tiny_dataset):
     first = list(train_batches(str(tiny_dataset), 4, num_steps=6, seed=1))
     again = list(train_batches(str(tiny_dataset), 4, num_steps=6, seed=1))
-    resumed = list(train_batches(str(tiny_dataset), 4, num_steps=6, seed=1, start_step=4))
+    resumed_iter = train_batches(str(tiny_dataset), 4, num_steps=6, seed=1)
+    resumed_iter.set_state({"next_index": 4})
+    resumed = list(resumed_iter)
     other = list(train_batches(str(tiny_dataset), 4, num_steps=6, seed=2))
     assert len(first) == 6 and first[0]["image"].shape == (4, 32, 32, 1)
     assert first[0]["image"].dtype == np.uint8 and first[0]["label"].dtype == np.uint8

@@ -9,9 +9,11 @@ from flax import nnx
 from ml_collections import ConfigDict
 
 from socseg_jax import checkpoints
+from socseg_jax.distributed import check_batch_size
 from socseg_jax.input_pipeline import train_batches
 from socseg_jax.models.unet import UNetConfig
-from socseg_jax.train import check_batch_size, init_model, make_train_step, train_and_evaluate
+from socseg_jax.optim import make_optimizer
+from socseg_jax.train import init_model, make_train_step, train_and_evaluate
 
 TINY_MODEL = {
     "features": (4, 8),
@@ -54,13 +56,14 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch(tiny_dataset):
 
 
 def test_checkpoint_round_trip_and_model_rebuilt_from_checkpoint_alone(tiny_dataset, tmp_path):
-    result = train_and_evaluate(tiny_config(tiny_dataset, steps=3), tmp_path)
+    config = tiny_config(tiny_dataset, steps=3)
+    result = train_and_evaluate(config, tmp_path)
     assert result["final_step"] == 3 and np.isfinite(result["final_loss"])
-    model, config, step = checkpoints.load_model(tmp_path)
-    assert step == 3 and config == UNetConfig.from_dict(TINY_MODEL)
+    model, model_config, step = checkpoints.load_model(tmp_path)
+    assert step == 3 and model_config == UNetConfig.from_dict(TINY_MODEL)
     manager = checkpoints.checkpoint_manager(tmp_path)
-    fns, params = init_model(config, seed=123)
-    tx = optax.adam(1e-2)
+    _, params = init_model(model_config, seed=123)
+    tx = make_optimizer(config)
     template = {"params": params, "opt_state": tx.init(params), "step": jnp.int32(0)}
     state = checkpoints.restore_state(manager, 3, template)
     restored_kernel = nnx.to_pure_dict(nnx.state(model, nnx.Param))
