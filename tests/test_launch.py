@@ -25,7 +25,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 
 
 def test_unknown_job(tmp_path):
-    result = launch("--config", "configs/train.py", "--config.job=bogus", f"--workdir={tmp_path}")
+    result = launch("--config", "configs/default.py", "--config.job=bogus", f"--workdir={tmp_path}")
     assert_one_line_error(result, "unknown job 'bogus'", "quickstart")
 
 
@@ -37,7 +37,7 @@ def test_unknown_job(tmp_path):
             ["/nonexistent/raw"],
         ),
         (["configs/prepare.py", "--config.output_dir=OUT"], ["config.raw_dir is required"]),
-        (["configs/train.py", "--config.dataset_dir=/nonexistent/data"], ["/nonexistent/data"]),
+        (["configs/default.py", "--config.dataset_dir=/nonexistent/data"], ["/nonexistent/data"]),
         (
             [
                 "configs/segment.py",
@@ -66,7 +66,7 @@ def test_missing_inputs(tmp_path, args, needles):
 def test_wrong_config_value(tiny_dataset, tmp_path):
     result = launch(
         "--config",
-        "configs/train.py",
+        "configs/default.py",
         f"--config.dataset_dir={tiny_dataset}",
         "--config.batch_size=0",
         f"--workdir={tmp_path}",
@@ -84,3 +84,14 @@ def test_segment_of_a_folder_without_images(tmp_path):
         "--config.checkpoint=/nonexistent/run",
     )
     assert_one_line_error(result, "no images")
+
+
+def test_bad_config_file_and_override(tmp_path):
+    assert_one_line_error(launch("--config", str(tmp_path / "missing.py")), "No such file")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    assert_one_line_error(launch("--config", str(broken)), "broken.py, line 1")
+    result = launch("--config", "configs/default.py", "--config.batch_size=abc")
+    assert_one_line_error(result, "batch_size")
+    result = launch("--config", "configs/default.py", "--config.no_such_key=1")
+    assert_one_line_error(result, "no_such_key")

@@ -84,9 +84,9 @@ def test_sigkill_during_save_and_mid_run_then_restart_is_bitwise_exact(tiny_data
     first = worker(str(tiny_dataset), str(killed_dir), "8", "--kill-during-save", "4")
     finish(first)
     assert first.returncode == -9  # SIGKILL while the step-4 checkpoint was being written
-    second = worker(str(tiny_dataset), str(killed_dir), "8", "--kill-during-save", "6")
+    second = worker(str(tiny_dataset), str(killed_dir), "8", "--kill-after-step", "7")
     finish(second)
-    assert second.returncode == -9
+    assert second.returncode == -9  # SIGKILL mid-run, between the checkpoints of steps 6 and 8
     last = worker(str(tiny_dataset), str(killed_dir), "8")
     out = finish(last)
     assert last.returncode == 0, out

@@ -1,6 +1,6 @@
 """Runs a tiny training in a subprocess for the multi-device, multi-process and kill tests.
 
-python -m tests.train_worker DATASET WORKDIR STEPS [--kill-during-save N] [--process I --of P
+python -m tests.train_worker DATASET WORKDIR STEPS [--kill-during-save N] [--kill-after-step N] [--process I --of P
 --port PORT] [--equality] ; writes WORKDIR/final_params_<process>.npz at the end.
 """
 
@@ -57,6 +57,20 @@ def kill_during_save(step_to_kill: int) -> None:
     checkpoints.save = save_then_die
 
 
+def kill_after_step(step_to_kill: int) -> None:
+    """SIGKILLs the process right after training step `step_to_kill` (between checkpoints)."""
+    from socseg_jax.training_log import TrainingLog
+
+    original = TrainingLog.record_step
+
+    def record_then_die(self, step, metrics, first):
+        original(self, step, metrics, first)
+        if step == step_to_kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    TrainingLog.record_step = record_then_die
+
+
 def equality_check() -> None:
     """One step on a 4-device mesh equals the same step on 1 device (same global batch)."""
     import jax
@@ -101,6 +115,7 @@ def main() -> None:
     parser.add_argument("workdir", nargs="?")
     parser.add_argument("steps", nargs="?", type=int)
     parser.add_argument("--kill-during-save", type=int, default=0)
+    parser.add_argument("--kill-after-step", type=int, default=0)
     parser.add_argument("--process", type=int, default=0)
     parser.add_argument("--of", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
@@ -122,6 +137,8 @@ def main() -> None:
         )
     if args.kill_during_save:
         kill_during_save(args.kill_during_save)
+    if args.kill_after_step:
+        kill_after_step(args.kill_after_step)
     from socseg_jax.train import train_and_evaluate
     from tests.test_train import TINY_MODEL  # noqa: F401 - same tiny model everywhere
 

@@ -1,6 +1,6 @@
-"""Train the study's U-Net with the study's recipe (batch 32, Adam 1e-3, cross-entropy).
+"""The study's recipe: U-Net 16-256, batch 32, Adam 1e-3, cross-entropy, 256 patches.
 
-python launch.py --config configs/train.py --config.dataset_dir DATA --workdir RUN
+python launch.py --config configs/default.py --config.dataset_dir DATA --workdir RUN
 """
 
 from ml_collections import ConfigDict

@@ -1,0 +1,19 @@
+"""TPU pod-slice preset: bf16 compute, a global batch of 256 spread over every core of every
+host (jax.distributed is detected automatically on Cloud TPU), warmup + cosine schedule.
+
+python launch.py --config configs/tpu.py --config.dataset_dir gs://.../DATA --workdir RUN
+"""
+
+from ml_collections import ConfigDict
+
+from configs import gpu
+
+
+def get_config() -> ConfigDict:
+    config = gpu.get_config()
+    config.batch_size = 256
+    config.learning_rate = 4e-3
+    config.warmup_steps = 500
+    config.num_train_steps = 4000
+    config.distributed.auto = True
+    return config
