@@ -7,17 +7,22 @@ Every failure names the file or sample.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from data_prep.phases import NUM_CLASSES, STUDY_GREY
 
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+LABEL_EXTS = IMAGE_EXTS + (".npy", ".h5", ".hdf5")
+H5OINA_EXTS = (".h5oina",)
 EDS_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".csv")
 REQUIRED_ELEMENTS = ("Ni", "O", "Zr")
 OPTIONAL_ELEMENTS = ("Y",)
@@ -51,6 +56,8 @@ class RawSample:
     eds: dict[str, np.ndarray]
     labels: np.ndarray | None
     pixel_size_nm: float | None
+    metadata: dict = field(default_factory=dict)  # SEM metadata, data bar, EDS source/steps
+    extra_channels: list[np.ndarray] = field(default_factory=list)  # sem2, sem3, ... detectors
 
 
 def _check_file(path: Path) -> None:
@@ -142,15 +149,22 @@ def normalize_sem(image: np.ndarray) -> np.ndarray:
     return np.clip((img - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def element_of(file_name: str) -> str | None:
-    """Element symbol a map file name starts with ('Ni Ka1.tif' -> 'Ni'), or None."""
-    m = _ELEMENT_RE.match(file_name)
-    if m and m.group(1) in ELEMENT_SYMBOLS:
-        return m.group(1)
-    return None
+def element_of(file_name: str, pattern: str | None = None) -> str | None:
+    """Element symbol a map file name starts with ('Ni Ka1.tif' -> 'Ni'), or None.
+
+    ``pattern`` (a regular expression searched in the name) may replace the default rule; its
+    group ``el`` (or its first group) is the element symbol, e.g. ``r"map_(?P<el>[A-Z][a-z]?)"``.
+    """
+    if pattern:
+        m = re.search(pattern, file_name)
+        el = (m.groupdict().get("el") or m.group(1)) if m else None
+    else:
+        m = _ELEMENT_RE.match(file_name)
+        el = m.group(1) if m else None
+    return el if el in ELEMENT_SYMBOLS else None
 
 
-def find_eds_maps(eds_dir: str | os.PathLike) -> dict[str, Path]:
+def find_eds_maps(eds_dir: str | os.PathLike, pattern: str | None = None) -> dict[str, Path]:
     """Map element symbol -> file for the element maps in ``eds_dir``.
 
     A file belongs to an element when its name starts with the symbol followed by a non-letter
@@ -164,7 +178,7 @@ def find_eds_maps(eds_dir: str | os.PathLike) -> dict[str, Path]:
     for f in sorted(eds_dir.iterdir()):
         if f.name.startswith(".") or not f.is_file() or f.suffix.lower() not in EDS_EXTS:
             continue
-        el = element_of(f.stem)
+        el = element_of(f.stem, pattern)
         if el is not None and el not in maps:
             maps[el] = f
     return maps
@@ -175,37 +189,194 @@ def read_eds_map(path: str | os.PathLike) -> np.ndarray:
     return read_grey(path)
 
 
-def read_pixel_size_nm(path: str | os.PathLike) -> float | None:
-    """Pixel size in nm from Zeiss SEM metadata or TIFF resolution tags, else None."""
+_LENGTH_NM = {"pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "mm": 1e6}
+
+
+def read_sem_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """SEM acquisition facts from a TIFF: ``pixel_size_nm``, ``voltage_kv``, ``detector``.
+
+    Zeiss SEM TIFFs carry them in tag 34118 (``CZ_SEM``, parsed by tifffile), e.g.
+    ``ap_image_pixel_size`` = ('Image Pixel Size', 12.5, 'nm'); else the pixel size comes from
+    the TIFF resolution tags when they are physical (cm/inch). Missing facts are left out.
+    """
     path = Path(path)
+    out: dict[str, Any] = {}
     if path.suffix.lower() not in (".tif", ".tiff"):
-        return None
+        return out
     try:
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            sem_md = tif.sem_metadata
-            if sem_md:
-                for key in ("ap_image_pixel_size", "ap_pixel_size"):
-                    val = sem_md.get(key)
-                    if isinstance(val, tuple) and len(val) >= 3:
-                        scale = {"pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6}
-                        if str(val[2]) in scale:
-                            return float(val[1]) * scale[str(val[2])]
-            page = tif.pages.first
-            tags = page.tags
+            sem_md = tif.sem_metadata or {}
+            tags = tif.pages.first.tags
             xres, unit = tags.get("XResolution"), tags.get("ResolutionUnit")
-            if xres is None or unit is None:
-                return None
-            num, den = xres.value
-            per_unit = num / den if den else 0.0
-            nm_per_unit = {2: 2.54e7, 3: 1e7}.get(int(unit.value))
-            if not per_unit or nm_per_unit is None:
-                return None
+            res = (xres.value, int(unit.value)) if xres is not None and unit is not None else None
+    except Exception:  # noqa: BLE001 - metadata is optional; the image reader reports errors
+        return out
+    for key in ("ap_image_pixel_size", "ap_pixel_size"):
+        val = sem_md.get(key)
+        if isinstance(val, tuple) and len(val) >= 3 and str(val[2]) in _LENGTH_NM:
+            out["pixel_size_nm"] = float(val[1]) * _LENGTH_NM[str(val[2])]
+            break
+    kv = sem_md.get("ap_actualkv") or sem_md.get("ap_manualkv")
+    if isinstance(kv, tuple) and len(kv) >= 2 and isinstance(kv[1], int | float):
+        out["voltage_kv"] = float(kv[1]) * (1e-3 if len(kv) > 2 and kv[2] == "V" else 1.0)
+    for key in ("dp_detector_channel", "dp_detector_type", "dp_detector"):
+        det = sem_md.get(key)
+        if isinstance(det, tuple) and len(det) >= 2:
+            out["detector"] = str(det[1])
+            break
+    if "pixel_size_nm" not in out and res is not None:
+        (num, den), unit_code = res
+        per_unit = num / den if den else 0.0
+        nm_per_unit = {2: 2.54e7, 3: 1e7}.get(unit_code)
+        if per_unit and nm_per_unit is not None:
             size = nm_per_unit / per_unit
-            return size if 1e-3 < size < 1e5 else None  # ignore screen dpi defaults
-    except Exception:  # noqa: BLE001 - metadata is optional
+            if 1e-3 < size < 1e5:  # ignore screen dpi defaults
+                out["pixel_size_nm"] = size
+    return out
+
+
+def read_pixel_size_nm(path: str | os.PathLike) -> float | None:
+    """Pixel size in nm from Zeiss SEM metadata or TIFF resolution tags, else None."""
+    return read_sem_metadata(path).get("pixel_size_nm")
+
+
+def detect_data_bar(image: np.ndarray, max_fraction: float = 0.35) -> int:
+    """Height (rows) of an SEM information data bar at the bottom of ``image``, 0 if none.
+
+    A data bar is a band of flat background (mostly one grey value, usually black or white)
+    with text, unlike the micrograph whose rows are textured and noisy. We flag rows where at
+    least half the pixels share the row's most common value and take the contiguous block of
+    flagged rows (short text gaps allowed) that reaches the bottom edge.
+    """
+    img = np.asarray(image)
+    h = img.shape[0]
+    q = np.rint(img).astype(np.int64) if img.dtype.kind == "f" else img.astype(np.int64)
+    flagged = np.zeros(h, bool)
+    lo = max(0, h - int(max_fraction * h) - 1)
+    for y in range(lo, h):
+        _, counts = np.unique(q[y], return_counts=True)
+        flagged[y] = counts.max() >= 0.5 * q.shape[1]
+    if not flagged[h - 1]:
+        return 0
+    gap_max = max(3, h // 100)
+    top, gap = h - 1, 0
+    for y in range(h - 1, lo - 1, -1):
+        if flagged[y]:
+            top, gap = y, 0
+        else:
+            gap += 1
+            if gap > gap_max:
+                break
+    height = h - top
+    return height if height >= 4 else 0
+
+
+def crop_data_bar(image: np.ndarray, data_bar: str | int = "auto") -> tuple[np.ndarray, int]:
+    """Remove the data bar: ``"auto"`` (detect), ``"none"``/0, or a height in rows."""
+    if data_bar in ("none", None, 0, "0"):
+        return image, 0
+    height = detect_data_bar(image) if data_bar == "auto" else int(data_bar)
+    if not 0 <= height < image.shape[0]:
+        raise ValueError(f"data bar height {height} does not fit an image of {image.shape[0]} rows")
+    return (image[: image.shape[0] - height] if height else image), height
+
+
+@dataclass
+class H5OinaMaps:
+    """EDS maps of an Oxford AZtec H5OINA file (SEM-like orientation: rows = Y)."""
+
+    maps: dict[str, np.ndarray]  # element -> (Y cells, X cells) float32, NaN filled
+    valid: np.ndarray  # bool mask of the acquired area
+    step_um: tuple[float, float]  # (Y step, X step)
+    electron_image: np.ndarray | None
+    electron_step_um: tuple[float, float] | None
+    lines: dict[str, str]  # element -> X-ray line (e.g. 'Ka1')
+    box: tuple[float, float, float, float] | None = None  # (y0, x0, h, w) in the image, relative
+
+
+def _h5_scalar(group: Any, name: str) -> float | None:
+    if group is None or name not in group:
         return None
+    return float(np.asarray(group[name][()]).ravel()[0])
+
+
+def read_h5oina(path: str | os.PathLike, slice_name: str = "1") -> H5OinaMaps:
+    """Element maps from an AZtec ``.h5oina`` file (HDF5, read with h5py).
+
+    Maps live in ``/<slice>/EDS/Data/<Window Integral|Peak Area|Composition>/<El line>`` as
+    flattened (X cells * Y cells) arrays; ``/<slice>/EDS/Header`` gives ``X Cells``, ``Y Cells``
+    and the ``X Step``/``Y Step`` in micrometres. Pixels outside an irregular acquisition area
+    are NaN: they are filled with the map's median and reported in ``valid``.
+    """
+    import h5py
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        with h5py.File(path, "r") as f:
+            eds = f.get(f"{slice_name}/EDS")
+            if eds is None:
+                raise ImageReadError(f"{path}: no /{slice_name}/EDS group (not an EDS H5OINA)")
+            header = eds.get("Header")
+            nx, ny = _h5_scalar(header, "X Cells"), _h5_scalar(header, "Y Cells")
+            if nx is None or ny is None:
+                raise ImageReadError(f"{path}: EDS header lacks 'X Cells'/'Y Cells'")
+            nx, ny = int(nx), int(ny)
+            step = (_h5_scalar(header, "Y Step") or 0.0, _h5_scalar(header, "X Step") or 0.0)
+            box = None
+            if header is not None and "Relative Offset" in header and "Relative Size" in header:
+                (ox, oy), (sx, sy) = (
+                    np.asarray(header[k][()], np.float64).ravel()[:2]
+                    for k in ("Relative Offset", "Relative Size")
+                )
+                box = (float(oy), float(ox), float(sy), float(sx))
+            data = eds.get("Data")
+            group = next(
+                (
+                    data[g]
+                    for g in ("Window Integral", "Peak Area", "Composition")
+                    if data is not None and g in data
+                ),
+                None,
+            )
+            if group is None:
+                raise ImageReadError(f"{path}: no element maps under /{slice_name}/EDS/Data")
+            maps, lines = {}, {}
+            for name in sorted(group):
+                el = element_of(name)
+                if el is None or el in maps:
+                    continue
+                flat = np.asarray(group[name][()], np.float32).ravel()
+                if flat.size != nx * ny:
+                    raise ImageReadError(
+                        f"{path}: map '{name}' has {flat.size} values, header says {ny}x{nx}"
+                    )
+                maps[el] = flat.reshape(ny, nx)
+                line = group[name].attrs.get("X-ray Line", name[len(el) :].strip())
+                lines[el] = line.decode() if isinstance(line, bytes) else str(line)
+            image, image_step = None, None
+            ei = f.get(f"{slice_name}/Electron Image")
+            if ei is not None and "Data" in ei:
+                det = next((ei["Data"][g] for g in ("BSE", "SE", "FSE") if g in ei["Data"]), None)
+                eh = ei.get("Header")
+                ex, ey = _h5_scalar(eh, "X Cells"), _h5_scalar(eh, "Y Cells")
+                if det is not None and len(det) and ex and ey:
+                    image = np.asarray(det[sorted(det)[0]][()]).reshape(int(ey), int(ex))
+                    image_step = (_h5_scalar(eh, "Y Step") or 0.0, _h5_scalar(eh, "X Step") or 0.0)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any HDF5 failure means "not a readable H5OINA"
+        raise ImageReadError(f"{path}: cannot read H5OINA ({type(exc).__name__}: {exc})") from exc
+    if not maps:
+        raise ImageReadError(f"{path}: H5OINA holds no element maps")
+    valid = np.logical_and.reduce([np.isfinite(m) for m in maps.values()])
+    if not valid.any():
+        raise ImageReadError(f"{path}: H5OINA maps hold no finite values")
+    for el, m in maps.items():
+        maps[el] = np.where(valid, m, np.median(m[valid])).astype(np.float32)
+    return H5OinaMaps(maps, valid, step, image, image_step, lines, box)
 
 
 def _find_one(folder: Path, stem: str, exts: tuple[str, ...]) -> Path | None:
@@ -217,52 +388,245 @@ def _find_one(folder: Path, stem: str, exts: tuple[str, ...]) -> Path | None:
     return None
 
 
-def labels_from_values(values: np.ndarray, where: str) -> np.ndarray:
-    """Integer label image with class ids 0..3 or the study's grey 0/85/170/255 -> uint8 ids."""
+def labels_from_values(values: np.ndarray, where: str, encoding: str = "auto") -> np.ndarray:
+    """Label values -> uint8 class ids 0..3.
+
+    ``encoding``: ``ids`` (0..3), ``grey`` (the study's 0/85/170/255), ``ilastik`` (Simple
+    Segmentation values 1..4, in class order pore, NiO, Ni, YSZ) or ``auto`` (the first that
+    fits, in that order). Unknown values raise SampleError naming them.
+    """
     vals = np.rint(values).astype(np.int64)
     uniq = np.unique(vals)
-    if np.all((uniq >= 0) & (uniq < NUM_CLASSES)):
+    if encoding in ("auto", "ids") and np.all((uniq >= 0) & (uniq < NUM_CLASSES)):
         return vals.astype(np.uint8)
-    if np.all(np.isin(uniq, STUDY_GREY)):
+    if encoding in ("auto", "grey") and np.all(np.isin(uniq, STUDY_GREY)):
         lut = np.zeros(256, dtype=np.uint8)
         for cid, g in enumerate(STUDY_GREY):
             lut[g] = cid
         return lut[vals]
-    bad = [int(v) for v in uniq if v not in STUDY_GREY and not 0 <= v < NUM_CLASSES][:8]
-    raise SampleError(
-        f"{where}: labels with unknown values {bad} "
-        f"(expected class ids 0..{NUM_CLASSES - 1} or grey {list(STUDY_GREY)})"
+    if encoding in ("auto", "ilastik") and np.all((uniq >= 1) & (uniq <= NUM_CLASSES)):
+        return (vals - 1).astype(np.uint8)
+    allowed = {
+        "ids": (set(range(NUM_CLASSES)), f"class ids 0..{NUM_CLASSES - 1}"),
+        "grey": (set(STUDY_GREY), f"grey {list(STUDY_GREY)}"),
+        "ilastik": (set(range(1, NUM_CLASSES + 1)), f"ilastik values 1..{NUM_CLASSES}"),
+    }
+    if encoding not in allowed and encoding != "auto":
+        raise ValueError(f"label encoding must be auto, ids, grey or ilastik, not {encoding!r}")
+    ok = (
+        allowed[encoding][0]
+        if encoding != "auto"
+        else set().union(*(v[0] for v in allowed.values()))
     )
+    want = (
+        allowed[encoding][1] if encoding != "auto" else " or ".join(v[1] for v in allowed.values())
+    )
+    bad = [int(v) for v in uniq if int(v) not in ok][:8] or [int(v) for v in uniq][:8]
+    raise SampleError(f"{where}: labels with unknown values {bad} (expected {want})")
 
 
-def read_raw_sample(sample_dir: str | os.PathLike) -> RawSample:
-    """Read one raw sample folder; raise SampleError naming the sample and the problem."""
-    sample_dir = Path(sample_dir)
-    name = sample_dir.name
-    where = f"sample '{name}'"
-    if not sample_dir.is_dir():
-        raise SampleError(f"{where}: folder {sample_dir} not found")
-    sem_path = _find_one(sample_dir, "sem", IMAGE_EXTS)
-    if sem_path is None:
-        raise SampleError(f"{where}: missing SEM image (sem.tif/.png/.jpg) in {sample_dir}")
+def read_label_values(path: str | os.PathLike) -> np.ndarray:
+    """Raw values of a label image: TIFF/PNG/npy, or ilastik HDF5 (``/exported_data``)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return read_grey(path)
+    import h5py
+
+    _check_file(path)
     try:
-        sem = read_grey(sem_path)
-        eds = {el: read_eds_map(p) for el, p in find_eds_maps(sample_dir / "eds").items()}
-        label_path = _find_one(sample_dir, "labels", IMAGE_EXTS + (".npy",))
-        label_vals = read_grey(label_path) if label_path is not None else None
+        with h5py.File(path, "r") as f:
+            key = "exported_data" if "exported_data" in f else next(iter(f), None)
+            if key is None or not isinstance(f[key], h5py.Dataset):
+                raise ImageReadError(f"{path}: no /exported_data dataset (ilastik export)")
+            arr = np.asarray(f[key][()])
+    except ImageReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ImageReadError(
+            f"{path}: cannot read HDF5 labels ({type(exc).__name__}: {exc})"
+        ) from exc
+    arr = np.squeeze(arr)
+    if arr.ndim != 2:
+        raise ImageReadError(f"{path}: expected 2-D labels, got shape {arr.shape}")
+    return arr.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """Where one sample's files are: SEM image, EDS (folder of maps or .h5oina), labels."""
+
+    name: str
+    sem: Path | None
+    eds: Path | None
+    labels: Path | None = None
+    pixel_size_nm: float | None = None
+    extra_sem: tuple[Path, ...] = ()  # further detectors (channels 2..N), same field of view
+
+
+def sample_files(sample_dir: str | os.PathLike) -> SampleFiles:
+    """The files of a sample folder in the raw layout (DESIGN.md)."""
+    d = Path(sample_dir)
+    eds: Path | None = d / "eds"
+    h5 = [f for f in sorted(d.glob("**/*")) if f.suffix.lower() in H5OINA_EXTS and f.is_file()]
+    if h5 and not find_eds_maps(d / "eds"):
+        eds = h5[0]
+    extra = []
+    for i in range(2, 10):
+        f = _find_one(d, f"sem{i}", IMAGE_EXTS)
+        if f is None:
+            break
+        extra.append(f)
+    sem, labels = _find_one(d, "sem", IMAGE_EXTS), _find_one(d, "labels", LABEL_EXTS)
+    return SampleFiles(d.name, sem, eds, labels, extra_sem=tuple(extra))
+
+
+def read_manifest(path: str | os.PathLike) -> list[SampleFiles]:
+    """Samples listed in a CSV manifest with columns ``sample, sem`` and optional ``eds``
+    (folder of maps or .h5oina file), ``labels``, ``pixel_size_nm``, ``sem2``.. (further
+    detectors); relative paths are relative to the manifest's folder."""
+    import csv
+
+    path = Path(path)
+    _check_file(path)
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"sample", "sem"} <= set(rows[0]):
+        raise SampleError(f"manifest {path}: needs a header with at least 'sample' and 'sem'")
+
+    def rel(value: str | None) -> Path | None:
+        return (path.parent / value.strip()) if value and value.strip() else None
+
+    out = []
+    for i, row in enumerate(rows, start=2):
+        name = (row.get("sample") or "").strip()
+        if not name:
+            raise SampleError(f"manifest {path}, line {i}: empty sample name")
+        px = (row.get("pixel_size_nm") or "").strip()
+        try:
+            pixel = float(px) if px else None
+        except ValueError as exc:
+            raise SampleError(
+                f"manifest {path}, line {i}: pixel_size_nm {px!r} is not a number"
+            ) from exc
+        extra = tuple(p for p in (rel(row.get(f"sem{i}")) for i in range(2, 10)) if p)
+        sem, eds, labels = rel(row.get("sem")), rel(row.get("eds")), rel(row.get("labels"))
+        out.append(SampleFiles(name, sem, eds, labels, pixel, extra))
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SampleError(f"manifest {path}: duplicate sample names {dup}")
+    return out
+
+
+def _eds_box(h5: H5OinaMaps | None, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """SEM pixel box (y0, x0, h, w) covered by H5OINA maps, None when they cover it all."""
+    if h5 is None or h5.box is None:
+        return None
+    y0, x0, bh, bw = h5.box
+    if abs(y0) < 1e-3 and abs(x0) < 1e-3 and bh > 0.999 and bw > 0.999:
+        return None
+    py0, px0 = round(y0 * shape[0]), round(x0 * shape[1])
+    ph, pw = round(bh * shape[0]), round(bw * shape[1])
+    if ph < 8 or pw < 8 or py0 < 0 or px0 < 0 or py0 + ph > shape[0] or px0 + pw > shape[1]:
+        return None
+    return py0, px0, ph, pw
+
+
+def read_raw_sample(
+    sample_dir: str | os.PathLike | SampleFiles,
+    data_bar: str | int = "none",
+    element_pattern: str | None = None,
+    label_encoding: str = "auto",
+    channels: int = 1,
+) -> RawSample:
+    """Read one raw sample (folder or SampleFiles); raise SampleError naming it and the problem.
+
+    ``data_bar``: remove an SEM data bar (``auto``, a height in rows, or ``none``);
+    ``element_pattern``: see ``element_of``; ``label_encoding``: see ``labels_from_values``;
+    ``channels``: number of SEM detector images (``sem.tif``, ``sem2.tif``, ...) to read.
+    """
+    if isinstance(sample_dir, SampleFiles):
+        files = sample_dir
+    else:
+        if not Path(sample_dir).is_dir():
+            raise SampleError(f"sample '{Path(sample_dir).name}': folder {sample_dir} not found")
+        files = sample_files(sample_dir)
+    name = files.name
+    where = f"sample '{name}'"
+    metadata: dict[str, Any] = {}
+    h5: H5OinaMaps | None = None
+    is_h5 = files.eds is not None and files.eds.suffix.lower() in H5OINA_EXTS
+    if files.sem is None and not is_h5:
+        raise SampleError(f"{where}: missing SEM image (sem.tif/.png/.jpg)")
+    try:
+        if files.sem is not None:
+            sem = read_grey(files.sem)
+            metadata.update(read_sem_metadata(files.sem))
+        if len(files.extra_sem) < channels - 1:
+            raise SampleError(
+                f"{where}: {channels} channels configured but only {1 + len(files.extra_sem)} "
+                "SEM image(s) found (sem.tif, sem2.tif, ...)"
+            )
+        extra = [read_grey(p) for p in files.extra_sem[: channels - 1]]
+        eds_src = files.eds
+        if is_h5:
+            h5 = read_h5oina(eds_src)
+            eds = h5.maps
+            metadata["eds_source"] = eds_src.name
+            metadata["eds_step_um"] = list(h5.step_um)
+            metadata["eds_valid_fraction"] = float(h5.valid.mean())
+            if files.sem is None:  # no separate SEM file: the H5OINA's own electron image
+                if h5.electron_image is None:
+                    raise SampleError(
+                        f"{where}: missing SEM image (no sem.tif and no electron image in "
+                        f"{eds_src.name})"
+                    )
+                sem = _to_grey(h5.electron_image, eds_src)
+                metadata["sem_source"] = f"{eds_src.name}: electron image"
+                if h5.electron_step_um and h5.electron_step_um[1] > 0:
+                    metadata["pixel_size_nm"] = h5.electron_step_um[1] * 1e3
+        else:
+            found = find_eds_maps(eds_src, element_pattern) if eds_src is not None else {}
+            eds = {el: read_eds_map(p) for el, p in found.items()}
+            metadata["eds_files"] = {el: p.name for el, p in found.items()}
+        label_vals = read_label_values(files.labels) if files.labels is not None else None
     except ImageReadError as exc:
         raise SampleError(f"{where}: {exc}") from exc
+    try:
+        sem, bar = crop_data_bar(sem, data_bar)
+    except ValueError as exc:
+        raise SampleError(f"{where}: {exc}") from exc
+    metadata["data_bar_rows"] = bar
+    box = _eds_box(h5, sem.shape) if label_vals is None else None
+    if box is not None:  # maps cover part of the image: label that part only
+        metadata["eds_box_px"] = list(box)
+        y0, x0, bh, bw = box
+        sem = sem[y0 : y0 + bh, x0 : x0 + bw]
+        extra = [img[y0 : y0 + bh, x0 : x0 + bw] for img in extra]
+    for i, img in enumerate(extra, start=2):
+        img = img[: sem.shape[0]] if bar and img.shape[0] == sem.shape[0] + bar else img
+        if img.shape != sem.shape:
+            raise SampleError(
+                f"{where}: SEM channel {i} shape {img.shape} differs from {sem.shape}"
+            )
+        extra[i - 2] = img
     labels = None
     if label_vals is not None:
-        labels = labels_from_values(label_vals, f"{where}, {label_path.name}")
+        encoding = label_encoding
+        if encoding == "auto" and files.labels.suffix.lower() in (".h5", ".hdf5"):
+            encoding = "ilastik"
+        labels = labels_from_values(label_vals, f"{where}, {files.labels.name}", encoding)
+        if bar and labels.shape[0] == sem.shape[0] + bar:
+            labels = labels[: sem.shape[0]]
         if labels.shape != sem.shape:
             raise SampleError(
                 f"{where}: labels shape {labels.shape} differs from SEM shape {sem.shape}"
             )
     missing = [el for el in REQUIRED_ELEMENTS if el not in eds]
     if labels is None and missing:
+        src = files.eds if files.eds is not None else "(no EDS given)"
         raise SampleError(
-            f"{where}: missing element map(s) {', '.join(missing)} in {sample_dir / 'eds'} "
+            f"{where}: missing element map(s) {', '.join(missing)} in {src} "
             f"(need {', '.join(REQUIRED_ELEMENTS)}; or provide labels.tif)"
         )
     for el, m in eds.items():
@@ -270,7 +634,12 @@ def read_raw_sample(sample_dir: str | os.PathLike) -> RawSample:
             raise SampleError(
                 f"{where}: EDS map {el} {m.shape} is larger than the SEM image {sem.shape}"
             )
-    return RawSample(name, sem, eds, labels, read_pixel_size_nm(sem_path))
+    pixel = files.pixel_size_nm or metadata.get("pixel_size_nm")
+    if h5 is not None and pixel and all(h5.step_um):
+        grid = sem.shape[1] / next(iter(eds.values())).shape[1]
+        metadata["eds_scale_from_steps"] = h5.step_um[1] * 1e3 / pixel
+        metadata["eds_scale_from_grid"] = grid
+    return RawSample(name, sem, eds, labels, pixel, metadata, extra)
 
 
 def discover_samples(raw_dir: str | os.PathLike) -> list[Path]:
@@ -290,18 +659,36 @@ def discover_samples(raw_dir: str | os.PathLike) -> list[Path]:
     return samples
 
 
-def write_tiff_atomic(path: str | os.PathLike, array: np.ndarray, **kwargs) -> None:
-    """Write a TIFF via tifffile to a temporary name in the same folder, then os.replace."""
-    import tifffile
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary name next to ``path``; rename it to ``path`` when the block succeeds.
 
+    Every writer in data_prep goes through this, so no output is ever half-written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp", dir=path.parent
+    )
+    os.close(fd)
     try:
-        os.close(fd)
-        tifffile.imwrite(tmp, np.asarray(array), **kwargs)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_tiff_atomic(path: str | os.PathLike, array: np.ndarray, **kwargs) -> None:
+    """Write a TIFF via tifffile to a temporary name in the same folder, then os.replace."""
+    import tifffile
+
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(array), **kwargs)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (JSON, HTML) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

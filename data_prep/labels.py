@@ -1,7 +1,11 @@
 """EDS-guided training labels: per-pixel phase from registered element maps and the SEM image.
 
-Why: the network learns SEM -> phase; the labels come once from EDS chemistry.
-Decisions, in order:
+Why: the network learns SEM -> phase; the labels come once from EDS chemistry. Two stages:
+(a) ``eds_evidence`` + ``eds_labels``: rule-based decisions from the element evidence, with
+reference levels from the maps' histograms (Otsu) and overridable thresholds; (b) optional
+``refine_labels``: an ilastik-like random forest on multiscale SEM features, trained on the
+confident pixels of (a), relabels the uncertain ones.
+Decisions of stage (a), in order:
   * pore vs solid: the sharp SEM image (dark pores) combined with the smoothed total cation
     signal (Ni + Zr + Y), so that pore boundaries follow the SEM and not the blurred EDS;
   * YSZ vs Ni-bearing: share of the (Zr + Y) signal in the cation signal, each normalised by
@@ -13,6 +17,9 @@ Confidence is the smallest relative margin of the decisions taken for a pixel.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -42,20 +49,43 @@ def _otsu(x: np.ndarray) -> float:
     return float(threshold_otsu(sub)) if np.ptp(sub) > 0 else float(sub.mean())
 
 
-def eds_labels(
+@dataclass(frozen=True)
+class Evidence:
+    """Signed per-pixel scores of stage (a) (positive: pore-free solid, YSZ, NiO) on the SEM grid.
+
+    Kept so that the refinement stage can use the chemistry as features next to the SEM ones.
+    """
+
+    sem_s: np.ndarray
+    solid_score: np.ndarray
+    ysz_score: np.ndarray
+    nio_score: np.ndarray
+    ni_n: np.ndarray
+    zr_n: np.ndarray
+
+
+def eds_evidence(
     sem_norm: np.ndarray,
     aligned_eds: dict[str, np.ndarray],
     eds_sigma: float = 0.7,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Phase labels (uint8 class ids) and confidence (float32 in [0, 1]) from aligned EDS maps.
+    thresholds: Mapping[str, float] | None = None,
+) -> Evidence:
+    """Per-pixel element evidence from aligned EDS maps and the SEM image (stage a scores).
 
-    ``sem_norm``: normalised SEM image (float in [0, 1]); ``aligned_eds``: element maps on the SEM
-    grid (``align.register_eds``), needing Ni, O, Zr (Y optional). ``eds_sigma`` (SEM px) smooths
-    the count noise first.
+    Reference levels come from Otsu-thresholded histograms of each map; ``thresholds`` may
+    override ``nio`` (excess O per Ni, in units of YSZ's O; default 0.3), ``sem_weight``
+    (SEM share of the pore/solid vote, default 0.65) and ``ysz`` (YSZ cation share, 0.5).
     """
     missing = [el for el in ("Ni", "O", "Zr") if el not in aligned_eds]
     if missing:
         raise ValueError(f"eds_labels: missing element map(s) {missing}")
+    th = dict(thresholds or {})
+    unknown = set(th) - {"nio", "sem_weight", "ysz"}
+    if unknown:
+        raise ValueError(f"eds_labels: unknown threshold name(s) {sorted(unknown)}")
+    nio_threshold = float(th.get("nio", NIO_THRESHOLD))
+    sem_weight = float(th.get("sem_weight", SEM_WEIGHT))
+    ysz_threshold = float(th.get("ysz", 0.5))
     sem = np.asarray(sem_norm, dtype=np.float32)
 
     def smooth(name: str) -> np.ndarray:
@@ -88,13 +118,13 @@ def eds_labels(
     t_sem = 0.5 * (pore_lvl + solid_lvl)
     s_sem = (sem_s - t_sem) / max(solid_lvl - pore_lvl, 1e-3) * 2.0
     s_eds = (cation - 0.5) * 2.0
-    solid_score = SEM_WEIGHT * np.clip(s_sem, -1.5, 1.5) + (1 - SEM_WEIGHT) * np.clip(
+    solid_score = sem_weight * np.clip(s_sem, -1.5, 1.5) + (1 - sem_weight) * np.clip(
         s_eds, -1.5, 1.5
     )
 
     # YSZ vs Ni-bearing.
     f_ysz = zr_n / np.maximum(cation, 1e-3)
-    ysz_score = (f_ysz - 0.5) * 2.0
+    ysz_score = (f_ysz - ysz_threshold) * 2.0
 
     # NiO vs Ni: excess O per Ni, in units of the YSZ O level.
     o_ysz = _robust_level(ox, ysz_rich & ~ni_rich, float(ox.max()))
@@ -103,10 +133,35 @@ def eds_labels(
     zr_n_o = ndi.gaussian_filter(zr_n, O_EXTRA_SIGMA)
     o_excess = (ox - o_bg - (o_ysz - o_bg) * np.minimum(zr_n_o, 1.5)) / max(o_ysz - o_bg, 1e-6)
     o_per_ni = o_excess / np.maximum(ni_n_o, 0.15)
-    nio_score = (o_per_ni - NIO_THRESHOLD) / NIO_THRESHOLD
+    nio_score = (o_per_ni - nio_threshold) / nio_threshold
+    f32 = np.float32
+    return Evidence(
+        sem_s.astype(f32),
+        solid_score.astype(f32),
+        ysz_score.astype(f32),
+        nio_score.astype(f32),
+        ni_n.astype(f32),
+        zr_n.astype(f32),
+    )
 
+
+def eds_labels(
+    sem_norm: np.ndarray,
+    aligned_eds: dict[str, np.ndarray],
+    eds_sigma: float = 0.7,
+    thresholds: Mapping[str, float] | None = None,
+    evidence: Evidence | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage (a): phase labels (uint8 class ids) and confidence (float32 in [0, 1]) from EDS.
+
+    ``sem_norm``: normalised SEM image (float in [0, 1]); ``aligned_eds``: element maps on the SEM
+    grid (``align.register_eds``), needing Ni, O, Zr (Y optional). ``eds_sigma`` (SEM px) smooths
+    the count noise first; ``thresholds`` see ``eds_evidence``.
+    """
+    ev = evidence or eds_evidence(sem_norm, aligned_eds, eds_sigma, thresholds)
+    solid_score, ysz_score, nio_score = ev.solid_score, ev.ysz_score, ev.nio_score
     labels = np.where(ysz_score > 0, YSZ, np.where(nio_score > 0, NIO, NI)).astype(np.uint8)
-    pore = _refine_pore_edges(sem_s, solid_score <= 0)
+    pore = _refine_pore_edges(ev.sem_s, solid_score <= 0)
     labels[pore] = PORE
     labels = _merge_small_regions(labels, MIN_REGION_PX)
     solid_score = np.where(pore, -np.abs(solid_score), np.abs(solid_score))
@@ -150,3 +205,98 @@ def _merge_small_regions(labels: np.ndarray, min_px: int) -> np.ndarray:
         return labels
     idx = ndi.distance_transform_edt(small, return_distances=False, return_indices=True)
     return labels[idx[0], idx[1]]
+
+
+# Refinement (stage b): an ilastik-like pixel classifier at SEM resolution.
+FEATURE_SIGMAS = (0.7, 1.6, 3.5)  # multiscale Gaussian scales (SEM px) of the SEM features
+REFINE_TREES = 12
+REFINE_DEPTH = 14
+REFINE_TRAIN_PX = 24_000  # training pixels drawn from the confident ones (class-balanced)
+CONFIDENT = 0.15  # stage-(a) confidence above which a pixel is a training example
+
+
+def pixel_features(sem_norm: np.ndarray, evidence: Evidence, labels: np.ndarray) -> np.ndarray:
+    """(H, W, F) float32 features: multiscale SEM intensity/edge/texture + EDS evidence.
+
+    SEM: Gaussian smoothing, gradient magnitude, Laplacian of Gaussian and local standard
+    deviation at ``FEATURE_SIGMAS``, plus local min/max contrast; EDS: the stage-(a) scores and
+    the distance to the stage-(a) pores (NiO grows from pore surfaces); the relative pixel
+    position, so that the forest can follow a brightness gradient across the field.
+    """
+    sem = np.asarray(sem_norm, np.float32)
+    feats = [sem]
+    for s in FEATURE_SIGMAS:
+        g = ndi.gaussian_filter(sem, s)
+        feats += [
+            g,
+            ndi.gaussian_gradient_magnitude(sem, s),
+            ndi.gaussian_laplace(sem, s),
+            np.sqrt(np.maximum(ndi.gaussian_filter(sem * sem, s) - g * g, 0.0)),
+        ]
+    lo = ndi.minimum_filter(evidence.sem_s, EDGE_WINDOW)
+    hi = ndi.maximum_filter(evidence.sem_s, EDGE_WINDOW)
+    feats += [(evidence.sem_s - lo) / np.maximum(hi - lo, 1e-3)]
+    pore = labels == PORE
+    d_out = ndi.distance_transform_edt(~pore)
+    d_in = ndi.distance_transform_edt(pore)
+    feats += [np.clip(d_out - d_in, -8, 8)]
+    feats += [evidence.solid_score, evidence.ysz_score, evidence.nio_score]
+    feats += [evidence.ni_n, evidence.zr_n]
+    h, w = sem.shape
+    feats += list(np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij"))
+    return np.stack([np.asarray(f, np.float32) for f in feats], axis=-1)
+
+
+def refine_labels(
+    sem_norm: np.ndarray,
+    evidence: Evidence,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    seed: int = 0,
+    n_jobs: int = 2,
+    confident: float = CONFIDENT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage (b): relabel uncertain pixels with a random forest trained on the confident ones.
+
+    Why: stage (a) decides from EDS maps blurred over several SEM pixels; a pixel classifier
+    on sharp SEM features, taught by the pixels where the chemistry is unambiguous, puts the
+    boundaries where the SEM shows them. Returns labels and a confidence that, for relabelled
+    pixels, is the forest's class probability margin. On the simulator it changes the pooled
+    mean IoU by < 0.01 either way (its per-pixel SEM noise caps even a forest trained on the
+    true phases at ~0.94), so `prepare` runs it only with `refine_labels=True`.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    feats = pixel_features(sem_norm, evidence, labels)
+    flat = feats.reshape(-1, feats.shape[-1])
+    lab = labels.ravel()
+    conf = confidence.ravel()
+    rng = np.random.default_rng(seed)
+    per_class = REFINE_TRAIN_PX // NUM_CLASSES
+    train_idx = []
+    for cls in range(NUM_CLASSES):
+        idx = np.flatnonzero((lab == cls) & (conf >= confident))
+        if idx.size < 20:
+            continue
+        train_idx.append(rng.choice(idx, min(per_class, idx.size), replace=False))
+    if len(train_idx) < 2:  # nothing to learn from: keep stage (a)
+        return labels, confidence
+    train_idx = np.concatenate(train_idx)
+    forest = RandomForestClassifier(
+        n_estimators=REFINE_TREES,
+        max_depth=REFINE_DEPTH,
+        min_samples_leaf=3,
+        max_features="sqrt",
+        n_jobs=n_jobs,
+        random_state=seed,
+    )
+    forest.fit(flat[train_idx], lab[train_idx])
+    todo = np.flatnonzero(conf < confident)
+    out_lab = lab.copy()
+    out_conf = conf.copy()
+    if todo.size:
+        prob = forest.predict_proba(flat[todo])
+        order = np.sort(prob, axis=1)
+        out_lab[todo] = forest.classes_[np.argmax(prob, axis=1)].astype(np.uint8)
+        out_conf[todo] = order[:, -1] - (order[:, -2] if prob.shape[1] > 1 else 0.0)
+    return out_lab.reshape(labels.shape), out_conf.reshape(labels.shape).astype(np.float32)

@@ -1,6 +1,6 @@
 """Cutting full-size images into training patches and splitting samples by source image."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,8 +77,12 @@ def cut_patches(
     confidence: np.ndarray,
     patch: int,
     stride: int,
+    origins: Sequence[tuple[int, int]] | None = None,
 ) -> Iterator[Patch]:
-    """Yields grid patches of an image (H,W) or (H,W,C) with its label and confidence maps."""
+    """Yields patches of an image (H,W) or (H,W,C) with its label and confidence maps.
+
+    At `origins` when given (e.g. from `sample_origins`), else on the regular grid.
+    """
     if image.shape[:2] != label.shape or label.shape != confidence.shape:
         raise ValueError(
             f"{source}: image {image.shape[:2]}, labels {label.shape} and confidence "
@@ -86,6 +90,88 @@ def cut_patches(
         )
     if min(label.shape) < patch:
         raise ValueError(f"{source}: image {label.shape} is smaller than the patch size {patch}")
-    for y, x in patch_origins(label.shape, patch, stride):
+    for y, x in origins if origins is not None else patch_origins(label.shape, patch, stride):
         window = (slice(y, y + patch), slice(x, x + patch))
         yield Patch(source, (y, x), image[window], label[window], confidence[window])
+
+
+def random_patch_origins(
+    shape: tuple[int, int],
+    patch: int,
+    count: int,
+    max_iou: float,
+    rng: np.random.Generator,
+    max_tries: int = 50,
+) -> list[tuple[int, int]]:
+    """Up to `count` random patch corners whose pairwise IoU stays ≤ `max_iou`.
+
+    The study's sampler: random windows, rejecting a candidate that overlaps an accepted one by
+    more than the IoU cap, so patches are diverse without a rigid grid. Deterministic in `rng`.
+    """
+    if min(shape) < patch:
+        raise ValueError(f"image {shape} is smaller than the patch size {patch}")
+    accepted: list[tuple[int, int]] = []
+    area = float(patch * patch)
+    for _ in range(count * max_tries):
+        if len(accepted) >= count:
+            break
+        y = int(rng.integers(0, shape[0] - patch + 1))
+        x = int(rng.integers(0, shape[1] - patch + 1))
+        ok = True
+        for ay, ax in accepted:
+            inter = max(0, patch - abs(ay - y)) * max(0, patch - abs(ax - x))
+            if inter / (2 * area - inter) > max_iou:
+                ok = False
+                break
+        if ok:
+            accepted.append((y, x))
+    return sorted(accepted)
+
+
+def sample_origins(
+    shape: tuple[int, int], patch: int, settings: Mapping, source: str, seed: int
+) -> list[tuple[int, int]]:
+    """Patch corners for one image by the configured sampler (`grid` or `random`).
+
+    `random` draws `patches_per_image` (default: as many as the grid) with the IoU cap
+    `max_patch_iou` (default 0.25), seeded by (seed, source) so each image is reproducible.
+    """
+    sampler = settings.get("sampler", "grid")
+    stride = int(settings.get("stride", patch))
+    if sampler == "grid":
+        return patch_origins(shape, patch, stride)
+    if sampler != "random":
+        raise ValueError(f"sampler must be 'grid' or 'random', not {sampler!r}")
+    count = int(settings.get("patches_per_image") or len(patch_origins(shape, patch, stride)))
+    key = [seed] + [ord(c) for c in source]
+    rng = np.random.default_rng(np.random.SeedSequence(key))
+    return random_patch_origins(
+        shape, patch, count, float(settings.get("max_patch_iou", 0.25)), rng
+    )
+
+
+def augment_patch(
+    image: np.ndarray, label: np.ndarray, confidence: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One offline augmentation: a D4 flip/rotation of all maps, then on the image only
+    brightness/contrast, Gaussian blur and noise (the study's augmentation to 10,920 samples).
+
+    `image` is uint8 or uint16 (H, W, C); the result keeps its dtype.
+    """
+    from scipy import ndimage as ndi
+
+    k, flip = int(rng.integers(4)), bool(rng.integers(2))
+
+    def d4(a: np.ndarray) -> np.ndarray:
+        a = np.rot90(a, k, axes=(0, 1))
+        return np.ascontiguousarray(a[:, ::-1] if flip else a)
+
+    top = float(np.iinfo(image.dtype).max)
+    img = d4(image).astype(np.float32) / top
+    img = (img - 0.5) * rng.uniform(0.85, 1.15) + 0.5 + rng.uniform(-0.08, 0.08)
+    if rng.random() < 0.3:
+        img = ndi.gaussian_filter(img, (rng.uniform(0.3, 1.0),) * 2 + (0,) * (img.ndim - 2))
+    if rng.random() < 0.5:
+        img = img + rng.normal(0.0, rng.uniform(0.005, 0.03), img.shape)
+    out = np.clip(np.rint(img * top), 0, top).astype(image.dtype)
+    return out, d4(label), d4(confidence)

@@ -6,7 +6,6 @@ Class ids are fixed across the project: 0 pore, 1 NiO, 2 Ni, 3 YSZ.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +85,7 @@ def save_overlay_png(
         for i, name in enumerate(CLASS_NAMES)
     ]
     fig.legend(handles=handles, loc="center right", frameon=False, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from data_prep.io import atomic_path  # io imports this module: import here
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")

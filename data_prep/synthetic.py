@@ -25,14 +25,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from data_prep.io import write_tiff_atomic
+from data_prep.io import atomic_path, write_text_atomic, write_tiff_atomic
 
 ELEMENTS = ("Ni", "O", "Zr", "Y")
 EDS_FILE_NAMES = {"Ni": "Ni Ka1.tif", "O": "O Ka1.tif", "Zr": "Zr La1.tif", "Y": "Y La1.tif"}
@@ -47,7 +46,7 @@ class SimulationParams:
     feature_size: float = 5.0  # Gaussian sigma (px) of the random fields; particles ~3-5x
     volume_fractions: tuple[float, float, float] = (0.3, 0.3, 0.4)  # pore, Ni, YSZ (unoxidised)
     oxidation_min: float = 0.0
-    oxide_rate_px: float = 0.9  # NiO shell thickness (px) per sqrt(minute)
+    oxide_rate_px: float = 1.4  # NiO shell thickness (px) per sqrt(minute)
     oxide_roughness: float = 0.35  # relative local variation of the shell thickness
     oxide_outward: float = 0.45  # outward growth into pores, as a fraction of the inward shell
     # SEM contrast (fractions of full scale before per-image gain/offset)
@@ -55,7 +54,7 @@ class SimulationParams:
     grain_size_px: tuple[float, float, float] = (3.0, 14.0, 6.0)  # NiO, Ni, YSZ
     grain_contrast: tuple[float, float, float] = (0.04, 0.05, 0.04)  # NiO, Ni, YSZ (std)
     pore_texture: float = 0.12  # brightness of dim sub-surface features seen in pores
-    edge_brightness: float = 0.2
+    edge_brightness: float = 0.12
     edge_width_px: float = 1.5
     probe_blur_px: float = 1.0
     sem_dose: float = 120.0  # electrons per pixel at full scale (shot noise)
@@ -192,8 +191,9 @@ def _render_sem(rng: np.random.Generator, phases: np.ndarray, p: SimulationParam
     img = img + np.where(pore, 0.0, rim).astype(np.float32)
     img = ndi.gaussian_filter(img, p.probe_blur_px)
     # Illumination gradient across the field and per-image gain/offset.
-    yy, xx = np.meshgrid(np.linspace(-0.5, 0.5, shape[0]), np.linspace(-0.5, 0.5, shape[1]),
-                         indexing="ij")
+    yy, xx = np.meshgrid(
+        np.linspace(-0.5, 0.5, shape[0]), np.linspace(-0.5, 0.5, shape[1]), indexing="ij"
+    )
     ang = rng.uniform(0, 2 * np.pi)
     grad = 1.0 + rng.uniform(-1, 1) * p.gradient_max * (np.cos(ang) * yy + np.sin(ang) * xx) * 2
     gain = 1.0 + rng.uniform(-p.contrast_jitter, p.contrast_jitter)
@@ -270,27 +270,125 @@ def _sample_seed(seed: int, index: int) -> int:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(obj, indent=2))
 
 
-def write_sample(sample_dir: str | os.PathLike, sample: SyntheticSample, seed: int) -> None:
-    """Write one simulated sample in the raw layout (sem.tif, eds/*.tif, truth.tif, json)."""
+def zeiss_sem_tag(pixel_size_nm: float, voltage_kv: float = 15.0, detector: str = "SE2") -> str:
+    """Text of a Zeiss ``CZ_SEM`` TIFF tag (34118) as SmartSEM writes it (key line, value line)."""
+    lines = [
+        "0",
+        "AP_IMAGE_PIXEL_SIZE",
+        f"Image Pixel Size = {pixel_size_nm:g} nm",
+        "AP_ACTUALKV",
+        f"EHT = {voltage_kv:.2f} kV",
+        "DP_DETECTOR_CHANNEL",
+        f"Signal A = {detector}",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def add_data_bar(image: np.ndarray, rows: int, seed: int = 0) -> np.ndarray:
+    """Append an SEM-style information bar (black, with white text-like blocks) below ``image``."""
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
+    bar = np.zeros((rows, image.shape[1]), image.dtype)
+    bar[0, :] = top  # separator line
+    for x0 in range(8, image.shape[1] - 24, 48):  # "text": short bright strokes
+        y0 = int(rng.integers(2, max(3, rows - 6)))
+        bar[y0 : y0 + 4, x0 : x0 + int(rng.integers(6, 20))] = top
+    return np.concatenate([image, bar])
+
+
+def write_h5oina(
+    path: str | os.PathLike,
+    maps: dict[str, np.ndarray],
+    step_um: tuple[float, float],
+    lines: dict[str, str] | None = None,
+    electron_image: np.ndarray | None = None,
+    electron_step_um: float = 0.0,
+    box_yxhw: tuple[float, float, float, float] | None = None,
+) -> None:
+    """Write element maps as an AZtec-style H5OINA file (flattened maps, header cells/steps),
+    optionally with an SE electron image and the maps' relative box in it (y0, x0, h, w)."""
+    import h5py
+
+    path = Path(path)
+    ny, nx = next(iter(maps.values())).shape
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["Format Version"] = "5.0"
+        header = f.create_group("1/EDS/Header")
+        header["X Cells"] = np.array([[nx]], np.int32)
+        header["Y Cells"] = np.array([[ny]], np.int32)
+        header["X Step"] = np.array([[step_um[1]]], np.float32)
+        header["Y Step"] = np.array([[step_um[0]]], np.float32)
+        data = f.create_group("1/EDS/Data/Window Integral")
+        for el, m in maps.items():
+            line = (lines or {}).get(el, "Ka1")
+            ds = data.create_dataset(f"{el} {line}", data=m.reshape(-1, 1).astype(np.float32))
+            ds.attrs["X-ray Line"] = line
+        if box_yxhw is not None:
+            y0, x0, bh, bw = box_yxhw
+            header["Relative Offset"] = np.array([[x0, y0]], np.float32)
+            header["Relative Size"] = np.array([[bw, bh]], np.float32)
+        if electron_image is not None:
+            eh = f.create_group("1/Electron Image/Header")
+            eh["X Cells"] = np.array([[electron_image.shape[1]]], np.int32)
+            eh["Y Cells"] = np.array([[electron_image.shape[0]]], np.int32)
+            eh["X Step"] = np.array([[electron_step_um]], np.float32)
+            eh["Y Step"] = np.array([[electron_step_um]], np.float32)
+            f["1/Electron Image/Data/SE/Image 1"] = electron_image.reshape(-1)
+
+
+def write_sample(
+    sample_dir: str | os.PathLike,
+    sample: SyntheticSample,
+    seed: int,
+    data_bar_rows: int = 0,
+    bit_depth: int = 8,
+    zeiss: bool = False,
+    eds_format: str = "tif",
+) -> None:
+    """Write one simulated sample in the raw layout (sem.tif, eds/*.tif, truth.tif, json).
+
+    Options (all off by default) exercise the readers: an information bar of ``data_bar_rows``
+    below the image, 16-bit SEM (``bit_depth``), Zeiss ``CZ_SEM`` metadata, and EDS maps as
+    ``tif``, ``png`` (8-bit scaled), ``npy``, ``csv`` or one ``h5oina`` file.
+    """
     d = Path(sample_dir)
     (d / "eds").mkdir(parents=True, exist_ok=True)
     res = 1e7 / sample.pixel_size_nm  # pixels per cm
-    write_tiff_atomic(d / "sem.tif", sample.sem, resolution=(res, res), resolutionunit="CENTIMETER")
+    sem = sample.sem if bit_depth == 8 else sample.sem.astype(np.uint16) * 257
+    if data_bar_rows:
+        sem = add_data_bar(sem, data_bar_rows, seed)
+    extratags = [(34118, "s", 0, zeiss_sem_tag(sample.pixel_size_nm), True)] if zeiss else []
+    write_tiff_atomic(
+        d / "sem.tif", sem, resolution=(res, res), resolutionunit="CENTIMETER", extratags=extratags
+    )
     eds_res = res / sample.eds_downsample
-    for el, m in sample.eds.items():
-        write_tiff_atomic(d / "eds" / EDS_FILE_NAMES[el], m.astype(np.float32),
-                          resolution=(eds_res, eds_res), resolutionunit="CENTIMETER")
+    if eds_format == "h5oina":
+        step = sample.pixel_size_nm * sample.eds_downsample / 1e3
+        write_h5oina(d / "eds" / "map.h5oina", sample.eds, (step, step))
+    for el, m in sample.eds.items() if eds_format != "h5oina" else ():
+        stem = Path(EDS_FILE_NAMES[el]).stem
+        if eds_format == "tif":
+            write_tiff_atomic(
+                d / "eds" / EDS_FILE_NAMES[el],
+                m.astype(np.float32),
+                resolution=(eds_res, eds_res),
+                resolutionunit="CENTIMETER",
+            )
+        elif eds_format == "npy":
+            np.save(d / "eds" / f"{stem}.npy", m.astype(np.float32))
+        elif eds_format == "csv":
+            np.savetxt(d / "eds" / f"{stem}.csv", m, fmt="%g", delimiter=",")
+        elif eds_format == "png":
+            import skimage.io
+
+            skimage.io.imsave(
+                d / "eds" / f"{stem}.png", np.clip(m, 0, 255).astype(np.uint8), check_contrast=False
+            )
+        else:
+            raise ValueError(f"eds_format must be tif, png, npy, csv or h5oina, not {eds_format!r}")
     write_tiff_atomic(d / "truth.tif", sample.phases)
     fractions = np.bincount(sample.phases.ravel(), minlength=4) / sample.phases.size
     meta = {
@@ -301,8 +399,9 @@ def write_sample(sample_dir: str | os.PathLike, sample: SyntheticSample, seed: i
         "eds_downsample": sample.eds_downsample,
         "pixel_size_nm": sample.pixel_size_nm,
         "oxidation_min": sample.oxidation_min,
-        "phase_fractions": {n: float(f) for n, f in zip(("pore", "NiO", "Ni", "YSZ"), fractions,
-                                                       strict=True)},
+        "phase_fractions": {
+            n: float(f) for n, f in zip(("pore", "NiO", "Ni", "YSZ"), fractions, strict=True)
+        },
         "registration_shift_yx": [-sample.drift_yx[0], -sample.drift_yx[1]],
     }
     _write_json_atomic(d / "simulation.json", meta)
@@ -314,12 +413,18 @@ def write_raw_dataset(
     seed: int,
     shape: tuple[int, int] = (512, 512),
     oxidation_times: tuple[float, ...] = (0, 2, 5, 10, 20, 30, 120),
+    *,
+    data_bar_rows: int = 0,
+    bit_depth: int = 8,
+    zeiss: bool = False,
+    eds_format: str = "tif",
     **param_overrides,
 ) -> list[str]:
     """Simulate ``num_samples`` samples into ``raw_dir``; return the sample names.
 
     Names are ``sample_<i>_ox<t>``; oxidation times cycle through ``oxidation_times``;
-    each sample's seed derives from (seed, index), so the data set is reproducible.
+    each sample's seed derives from (seed, index), so the data set is reproducible. File
+    options (data bar, 16-bit, Zeiss metadata, EDS format) are those of ``write_sample``.
     """
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -329,6 +434,14 @@ def write_raw_dataset(
         params = SimulationParams(shape=tuple(shape), oxidation_min=float(t), **param_overrides)
         s = _sample_seed(seed, i)
         name = f"sample_{i:03d}_ox{t:g}"
-        write_sample(raw_dir / name, simulate_sample(params, s), s)
+        write_sample(
+            raw_dir / name,
+            simulate_sample(params, s),
+            s,
+            data_bar_rows=data_bar_rows,
+            bit_depth=bit_depth,
+            zeiss=zeiss,
+            eds_format=eds_format,
+        )
         names.append(name)
     return names

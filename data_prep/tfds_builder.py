@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep.patches import cut_patches
+from data_prep.patches import Patch, augment_patch, cut_patches, sample_origins
 
 DATASET_NAME = "socseg_patches"
 
@@ -39,8 +39,11 @@ def config_name(settings: Mapping[str, Any]) -> str:
 class SocsegPatches(tfds.core.GeneratorBasedBuilder):
     """SEM patches with EDS-guided labels, split by source image."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Image, label, confidence, source id and origin per patch."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Image, label, confidence, source id and origin per patch.",
+        "1.1.0": "Configurable image dtype, random sampler, offline augmentation (`aug` id).",
+    }
 
     def __init__(
         self,
@@ -59,41 +62,77 @@ class SocsegPatches(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         patch = int(self._settings["patch_size"])
         channels = int(self._settings.get("channels", 1))
+        dtype = np.dtype(self._settings.get("image_dtype", "uint8"))
         features = tfds.features.FeaturesDict(
             {
-                "image": tfds.features.Tensor(shape=(patch, patch, channels), dtype=np.uint8),
+                "image": tfds.features.Tensor(shape=(patch, patch, channels), dtype=dtype),
                 "label": tfds.features.Tensor(shape=(patch, patch), dtype=np.uint8),
                 "confidence": tfds.features.Tensor(shape=(patch, patch), dtype=np.uint8),
                 "source": tfds.features.Tensor(shape=(), dtype=np.str_),
                 "origin": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+                "aug": tfds.features.Tensor(shape=(), dtype=np.int32),
             }
         )
         metadata = tfds.core.MetadataDict(settings=self._settings, **self._metadata)
         return tfds.core.DatasetInfo(builder=self, features=features, metadata=metadata)
 
     def _split_generators(self, dl_manager: Any) -> dict[str, Iterator]:
-        return {split: self._generate_examples(samples) for split, samples in self._splits.items()}
+        target = int(self._settings.get("augment_to", 0) or 0)
+        return {
+            split: self._generate_examples(samples, target if split == "train" else 0)
+            for split, samples in self._splits.items()
+        }
 
-    def _generate_examples(self, samples: Sequence[PreparedSample]) -> Iterator:
+    def _patches(self, sample: PreparedSample) -> Iterator[Patch]:
         import tifffile
 
         patch = int(self._settings["patch_size"])
-        stride = int(self._settings["stride"])
+        image = tifffile.imread(sample.image_path)
+        if image.ndim == 2:
+            image = image[..., None]
+        label = tifffile.imread(sample.label_path)
+        confidence = tifffile.imread(sample.confidence_path)
+        seed = int(self._settings.get("seed", 0))
+        origins = sample_origins(label.shape, patch, self._settings, sample.name, seed)
+        yield from cut_patches(
+            sample.name, image, label, confidence, patch, int(self._settings["stride"]), origins
+        )
+
+    def _generate_examples(self, samples: Sequence[PreparedSample], augment_to: int) -> Iterator:
+        """Original patches, then (train, `augment_to` > 0) augmented copies up to that count."""
+        dtype = np.dtype(self._settings.get("image_dtype", "uint8"))
+        count = 0
         for sample in samples:
-            image = tifffile.imread(sample.image_path)
-            if image.ndim == 2:
-                image = image[..., None]
-            label = tifffile.imread(sample.label_path)
-            confidence = tifffile.imread(sample.confidence_path)
-            for p in cut_patches(sample.name, image, label, confidence, patch, stride):
-                key = f"{p.source}_{p.origin[0]:05d}_{p.origin[1]:05d}"
-                yield key, {
-                    "image": p.image.astype(np.uint8),
-                    "label": p.label.astype(np.uint8),
-                    "confidence": p.confidence.astype(np.uint8),
-                    "source": p.source,
-                    "origin": np.asarray(p.origin, np.int32),
-                }
+            for p in self._patches(sample):
+                count += 1
+                yield _record(p, p.image, p.label, p.confidence, 0, dtype)
+        originals, round_ = count, 0
+        seed = int(self._settings.get("seed", 0))
+        while originals and count < augment_to:
+            round_ += 1
+            for sample in samples:
+                for p in self._patches(sample):
+                    if count >= augment_to:
+                        return
+                    key = [seed, round_, p.origin[0], p.origin[1]] + [ord(c) for c in p.source]
+                    rng = np.random.default_rng(np.random.SeedSequence(key))
+                    image, label, conf = augment_patch(p.image, p.label, p.confidence, rng)
+                    count += 1
+                    yield _record(p, image, label, conf, round_, dtype)
+
+
+def _record(
+    p: Patch, image: np.ndarray, label: np.ndarray, conf: np.ndarray, aug: int, dtype: np.dtype
+) -> tuple[str, dict[str, Any]]:
+    key = f"{p.source}_{p.origin[0]:05d}_{p.origin[1]:05d}_{aug:03d}"
+    return key, {
+        "image": image.astype(dtype),
+        "label": label.astype(np.uint8),
+        "confidence": conf.astype(np.uint8),
+        "source": p.source,
+        "origin": np.asarray(p.origin, np.int32),
+        "aug": np.int32(aug),
+    }
 
 
 def build_dataset(

@@ -37,3 +37,42 @@ def test_garbage_refused():
     other = simulate_sample(SimulationParams(shape=(256, 256)), 2)  # maps of another region
     with pytest.raises(RegistrationError):
         register_eds(normalize_sem(s.sem), other.eds, min_quality=0.3)
+
+
+def _true_matrix(s, shape):
+    """SEM px -> EDS-frame position, as the simulator displaced the maps (rotation + drift)."""
+    th = np.radians(s.rotation_deg)
+    a = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])
+    c = (np.array(shape) - 1) / 2
+    return np.concatenate([a, (c - a @ c + a @ np.array(s.drift_yx))[:, None]], 1)
+
+
+def _max_error(m1, m2, shape):
+    """Largest displacement difference of two mappings over the image corners and centre."""
+    h, w = shape
+    pts = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1], [h / 2, w / 2]], float)
+    m1, m2 = np.asarray(m1), np.asarray(m2)
+    return float(np.abs(pts @ (m1[:, :2] - m2[:, :2]).T + (m1[:, 2] - m2[:, 2])).max())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_drift_and_rotation_recovered(seed):
+    """Acceptance: drift up to 8 SEM px and 2° rotation registered to better than 1 px."""
+    shape = (384, 384)
+    p = SimulationParams(shape=shape, max_drift_px=8.0, max_rotation_deg=2.0, oxidation_min=10)
+    s = simulate_sample(p, seed)
+    assert abs(s.rotation_deg) > 1.0
+    aligned, res = register_eds(normalize_sem(s.sem), s.eds, transform="similarity")
+    assert _max_error(res.matrix, _true_matrix(s, shape), shape) < 1.0
+    assert abs(res.rotation_deg - s.rotation_deg) < 0.1 and abs(res.zoom - 1) < 0.005
+    assert res.quality > 0.8 and aligned["O"].shape == shape
+    _, res_t = register_eds(normalize_sem(s.sem), s.eds, transform="translation")
+    assert _max_error(res_t.matrix, _true_matrix(s, shape), shape) > 2.0  # rotation matters
+
+
+def test_affine_and_bad_transform_name():
+    s = simulate_sample(SimulationParams(shape=(256, 256), max_rotation_deg=1.5), 3)
+    _, res = register_eds(normalize_sem(s.sem), s.eds, transform="affine")
+    assert _max_error(res.matrix, _true_matrix(s, (256, 256)), (256, 256)) < 1.0
+    with pytest.raises(ValueError, match="transform"):
+        register_eds(normalize_sem(s.sem), s.eds, transform="elastic")

@@ -176,3 +176,146 @@ def test_write_tiff_atomic_and_overlay(tmp_path):
     save_overlay_png(tmp_path / "o.png", np.full((2, 2), 128, np.uint8), labels, title="t")
     assert skimage.io.imread(tmp_path / "o.png").ndim == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "sub"]
+
+
+# --- readers for real microscope exports -------------------------------------------------
+
+from data_prep import synthetic  # noqa: E402
+from data_prep.io import (  # noqa: E402
+    crop_data_bar,
+    detect_data_bar,
+    labels_from_values,
+    read_h5oina,
+    read_label_values,
+    read_manifest,
+    read_sem_metadata,
+)
+
+
+def test_zeiss_tiff_metadata(tmp_path):
+    tag = synthetic.zeiss_sem_tag(12.5, voltage_kv=15.0, detector="InLens")
+    tifffile.imwrite(
+        tmp_path / "zeiss.tif", np.zeros((8, 8), np.uint16), extratags=[(34118, "s", 0, tag, True)]
+    )
+    md = read_sem_metadata(tmp_path / "zeiss.tif")
+    assert md == {"pixel_size_nm": 12.5, "voltage_kv": 15.0, "detector": "InLens"}
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((8, 8), np.uint8))
+    assert read_sem_metadata(tmp_path / "plain.tif") == {}
+
+
+def test_data_bar_detected_and_cropped(tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.integers(20, 230, (120, 160)).astype(np.uint8)
+    with_bar = synthetic.add_data_bar(img, 24, seed=1)
+    skimage.io.imsave(tmp_path / "bar.png", with_bar, check_contrast=False)
+    grey = read_grey(tmp_path / "bar.png")
+    assert detect_data_bar(grey) == 24
+    cropped, rows = crop_data_bar(grey, "auto")
+    assert rows == 24 and cropped.shape == (120, 160)
+    assert detect_data_bar(img.astype(np.float32)) == 0  # a micrograph alone has none
+    assert crop_data_bar(grey, 10)[0].shape == (134, 160)
+    assert crop_data_bar(grey, "none")[1] == 0
+
+
+def test_sixteen_bit_zeiss_sample_with_data_bar(tmp_path):
+    synthetic.write_raw_dataset(
+        tmp_path, 1, seed=0, shape=(96, 128), data_bar_rows=20, bit_depth=16, zeiss=True
+    )
+    d = next(tmp_path.iterdir())
+    assert tifffile.imread(d / "sem.tif").dtype == np.uint16
+    s = read_raw_sample(d, data_bar="auto")
+    assert s.sem.shape == (96, 128) and s.metadata["data_bar_rows"] == 20
+    assert s.pixel_size_nm == 40.0 and s.metadata["voltage_kv"] == 15.0
+
+
+@pytest.mark.parametrize("fmt", ["npy", "csv", "png", "h5oina"])
+def test_eds_map_formats(tmp_path, fmt):
+    synthetic.write_raw_dataset(tmp_path, 1, seed=2, shape=(64, 96), eds_format=fmt)
+    d = next(tmp_path.iterdir())
+    s = read_raw_sample(d)
+    assert set(s.eds) == {"Ni", "O", "Zr", "Y"} and s.eds["Ni"].shape == (32, 48)
+    truth = synthetic.simulate_sample(
+        synthetic.SimulationParams(shape=(64, 96), oxidation_min=0), synthetic._sample_seed(2, 0)
+    )
+    atol = 1.0 if fmt == "png" else 1e-3  # png maps are rounded to 8 bit
+    np.testing.assert_allclose(s.eds["Zr"], np.clip(truth.eds["Zr"], 0, 255), atol=atol)
+
+
+def test_h5oina_reshape_nan_and_steps(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = {el: rng.random((6, 10)).astype(np.float32) for el in ("Ni", "O", "Zr")}
+    maps["Ni"][0, :3] = np.nan  # outside an irregular acquisition area
+    synthetic.write_h5oina(tmp_path / "m.h5oina", maps, (0.08, 0.05), {"Zr": "La1"})
+    h5 = read_h5oina(tmp_path / "m.h5oina")
+    assert h5.maps["O"].shape == (6, 10) and h5.step_um == pytest.approx((0.08, 0.05))
+    np.testing.assert_allclose(h5.maps["O"][h5.valid], maps["O"][h5.valid])
+    assert h5.valid.sum() == 57 and np.isfinite(h5.maps["Ni"]).all()
+    assert h5.lines["Zr"] == "La1"
+    import h5py
+
+    with h5py.File(tmp_path / "bad.h5oina", "w") as f:
+        f["1/EDS/Header/X Cells"] = np.array([[4]])
+        f["1/EDS/Header/Y Cells"] = np.array([[4]])
+        f["1/EDS/Data/Window Integral/Ni Ka1"] = np.zeros((15, 1), np.float32)
+    with pytest.raises(ImageReadError, match=r"bad.h5oina.*15 values"):
+        read_h5oina(tmp_path / "bad.h5oina")
+
+
+def test_eds_names_unicode_and_pattern(tmp_path):
+    for name in ("Ni Kα1.tif", "map_Zr.tif", "map_O.tif"):
+        (tmp_path / name).write_bytes(b"x")
+    assert find_eds_maps(tmp_path)["Ni"].name == "Ni Kα1.tif"
+    maps = find_eds_maps(tmp_path, pattern=r"^map_(?P<el>[A-Z][a-z]?)$")
+    assert {k: v.name for k, v in maps.items()} == {"Zr": "map_Zr.tif", "O": "map_O.tif"}
+
+
+def test_ilastik_labels_h5_and_tiff(tmp_path):
+    import h5py
+
+    ids = np.array([[0, 1], [2, 3]], np.uint8)
+    with h5py.File(tmp_path / "seg.h5", "w") as f:
+        f["exported_data"] = (ids + 1)[..., None]  # ilastik Simple Segmentation: 1..N, (H,W,1)
+    vals = read_label_values(tmp_path / "seg.h5")
+    np.testing.assert_array_equal(labels_from_values(vals, "x", "ilastik"), ids)
+    tifffile.imwrite(tmp_path / "seg.tif", ids + 1)
+    auto = labels_from_values(read_label_values(tmp_path / "seg.tif"), "x")  # 4 -> ilastik
+    np.testing.assert_array_equal(auto, ids)
+    with pytest.raises(SampleError, match=r"x: labels with unknown values \[7\]"):
+        labels_from_values(np.array([[1, 7]]), "x", "ilastik")
+
+
+def test_manifest(tmp_path):
+    d = _make_sample(tmp_path, name="s9")
+    (tmp_path / "m.csv").write_text("sample,sem,eds,pixel_size_nm\nA,s9/sem.tif,s9/eds,7.5\n")
+    (entry,) = read_manifest(tmp_path / "m.csv")
+    assert entry.name == "A" and entry.sem == d / "sem.tif" and entry.pixel_size_nm == 7.5
+    s = read_raw_sample(entry)
+    assert s.name == "A" and s.pixel_size_nm == 7.5 and set(s.eds) == {"Ni", "O", "Zr", "Y"}
+    (tmp_path / "bad.csv").write_text("name,file\nA,b\n")
+    with pytest.raises(SampleError, match="bad.csv.*'sample'"):
+        read_manifest(tmp_path / "bad.csv")
+
+
+def test_h5oina_electron_image_as_sem_and_partial_box(tmp_path):
+    rng = np.random.default_rng(1)
+    d = tmp_path / "h5only" / "eds"
+    d.mkdir(parents=True)
+    image = rng.integers(0, 255, (40, 60)).astype(np.uint8)
+    maps = {el: rng.random((10, 15)).astype(np.float32) for el in ("Ni", "O", "Zr")}
+    synthetic.write_h5oina(
+        d / "a.h5oina", maps, (0.1, 0.1), electron_image=image, electron_step_um=0.025
+    )
+    s = read_raw_sample(tmp_path / "h5only")
+    np.testing.assert_array_equal(s.sem, image)
+    assert s.pixel_size_nm == pytest.approx(25.0) and "electron image" in s.metadata["sem_source"]
+    synthetic.write_h5oina(
+        d / "a.h5oina",
+        maps,
+        (0.1, 0.1),
+        electron_image=image,
+        electron_step_um=0.025,
+        box_yxhw=(0.25, 0.5, 0.5, 0.5),
+    )
+    s = read_raw_sample(tmp_path / "h5only")
+    assert s.metadata["eds_box_px"] == [10, 30, 20, 30] and s.sem.shape == (20, 30)
+    np.testing.assert_array_equal(s.sem, image[10:30, 30:60])

@@ -67,3 +67,35 @@ def test_split_gives_each_split_an_image_when_there_are_three():
 def test_split_rejects_bad_fractions():
     with pytest.raises(ValueError):
         split_by_source(["a", "b"], 0.6, 0.5, seed=0)
+
+
+def test_random_sampler_respects_the_iou_cap_and_seed():
+    from data_prep.patches import random_patch_origins, sample_origins
+
+    rng = np.random.default_rng(0)
+    origins = random_patch_origins((200, 300), 64, 20, 0.25, rng)
+    assert 5 <= len(origins) <= 20
+    for i, (ay, ax) in enumerate(origins):
+        assert 0 <= ay <= 136 and 0 <= ax <= 236
+        for by, bx in origins[i + 1 :]:
+            inter = max(0, 64 - abs(ay - by)) * max(0, 64 - abs(ax - bx))
+            assert inter / (2 * 64 * 64 - inter) <= 0.25
+    settings = {"sampler": "random", "stride": 32, "patches_per_image": 6}
+    a = sample_origins((200, 300), 64, settings, "img", seed=1)
+    assert a == sample_origins((200, 300), 64, settings, "img", seed=1) and len(a) <= 6
+    assert sample_origins((200, 300), 64, {"stride": 64}, "img", 0) == patch_origins(
+        (200, 300), 64, 64
+    )
+
+
+def test_augment_patch_moves_image_and_label_together():
+    from data_prep.patches import augment_patch
+
+    label = np.zeros((16, 16), np.uint8)
+    label[:4, :8] = 3
+    image = (label[..., None] * 60).astype(np.uint16) * 257
+    for seed in range(8):
+        img, lab, conf = augment_patch(image, label, label.copy(), np.random.default_rng(seed))
+        assert img.dtype == np.uint16 and lab.shape == (16, 16) and (lab == 3).sum() == 32
+        np.testing.assert_array_equal(conf, lab)
+        assert img[lab == 3].mean() > img[lab == 0].mean() + 20000  # still where the label is

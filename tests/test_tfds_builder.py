@@ -52,3 +52,18 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
         resolve_dataset_dir(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no prepared dataset"):
         resolve_dataset_dir(tmp_path)
+
+
+def test_offline_augmentation_to_a_target_and_uint16(tmp_path):
+    import tifffile
+
+    samples = write_prepared_samples(tmp_path, ["a", "b"])
+    for s in samples:  # 16-bit images
+        tifffile.imwrite(s.image_path, tifffile.imread(s.image_path).astype(np.uint16) * 257)
+    settings = {"patch_size": 32, "stride": 32, "augment_to": 20, "image_dtype": "uint16"}
+    path = build_dataset(tmp_path, settings, {"train": samples[:1], "test": samples[1:]}, {})
+    train, test = open_split(path, "train"), open_split(path, "test")
+    assert len(train) == 20 and len(test) == 6  # 6 originals + 14 augmented; test untouched
+    augs = sorted(int(train[i]["aug"]) for i in range(len(train)))
+    assert augs.count(0) == 6 and max(augs) == 3
+    assert train[0]["image"].dtype == np.uint16

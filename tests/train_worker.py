@@ -1,7 +1,8 @@
 """Runs a tiny training in a subprocess for the multi-device, multi-process and kill tests.
 
-python -m tests.train_worker DATASET WORKDIR STEPS [--kill-during-save N] [--kill-after-step N] [--process I --of P
---port PORT] [--equality] ; writes WORKDIR/final_params_<process>.npz at the end.
+python -m tests.train_worker DATASET WORKDIR STEPS [--kill-during-save N] [--kill-after-step N]
+    [--process I --of P --port PORT]   → WORKDIR/final_params_<process>.npz
+python -m tests.train_worker --equality
 """
 
 import argparse

@@ -1,0 +1,154 @@
+"""job=prepare end to end on simulated raw data: good samples prepared, bad ones reported."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import skimage.io
+import tifffile
+
+from data_prep import synthetic
+from data_prep.prepare import prepare
+from data_prep.tfds_builder import dataset_metadata, open_split
+
+SETTINGS = {
+    "patch_size": 64,
+    "stride": 64,
+    "val_fraction": 0.2,
+    "test_fraction": 0.2,
+    "min_registration_quality": 0.3,
+}
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("raw")
+    synthetic.write_raw_dataset(raw, 3, seed=0, shape=(192, 192), oxidation_times=(10, 30))
+    # a Zeiss 16-bit image with a data bar and its maps in an H5OINA file, rotated EDS
+    other = tmp_path_factory.mktemp("other")
+    synthetic.write_raw_dataset(
+        other,
+        2,
+        seed=5,
+        shape=(192, 192),
+        oxidation_times=(20,),
+        data_bar_rows=16,
+        bit_depth=16,
+        zeiss=True,
+        eds_format="h5oina",
+        max_rotation_deg=2.0,
+    )
+    shutil.copytree(other / "sample_000_ox20", raw / "zeiss_h5oina")
+    good = raw / "sample_000_ox10"
+
+    def clone(name):
+        shutil.copytree(good, raw / name)
+        return raw / name
+
+    (clone("bad_missing_map") / "eds" / "Zr La1.tif").unlink()
+    big = clone("bad_big_eds")
+    tifffile.imwrite(big / "eds" / "Ni Ka1.tif", np.ones((400, 400), np.float32))
+    (clone("bad_unreadable") / "sem.tif").write_bytes(b"not a tiff")
+    labels = np.zeros((192, 192), np.uint8)
+    labels[0, 0] = 9
+    skimage.io.imsave(clone("bad_labels") / "labels.png", labels, check_contrast=False)
+    wrong = clone("bad_other_region")  # EDS maps of another field of view
+    shutil.rmtree(wrong / "eds")
+    shutil.copytree(raw / "sample_001_ox30" / "eds", wrong / "eds")
+    (raw / "empty").mkdir()
+    return raw
+
+
+@pytest.fixture(scope="module")
+def report(raw_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return out, prepare(raw_dir, out, SETTINGS, seed=0)
+
+
+def test_good_samples_prepared_and_bad_ones_listed(report):
+    out, rep = report
+    assert rep["num_prepared"] == 4
+    failed = {f["sample"]: f["reason"] for f in rep["failed"]}
+    assert set(failed) == {
+        "bad_missing_map",
+        "bad_big_eds",
+        "bad_unreadable",
+        "bad_labels",
+        "bad_other_region",
+        "empty",
+    }
+    expect = {
+        "bad_missing_map": "missing element map(s) Zr",
+        "bad_big_eds": "larger than the SEM image",
+        "bad_unreadable": "sem.tif: cannot read image",
+        "bad_labels": "unknown values [9]",
+        "bad_other_region": "registration quality",
+        "empty": "missing SEM image",
+    }
+    for name, reason in failed.items():
+        assert "\n" not in reason and f"'{name}'" in reason and expect[name] in reason, reason
+    saved = json.loads((out / "prepare_report.json").read_text())
+    assert saved["failed"] == rep["failed"] and (out / "prepare_report.html").is_file()
+
+
+def test_outputs_per_sample_and_truth_score(report):
+    out, rep = report
+    ok = [s for s in rep["samples"] if s["status"] == "ok"]
+    for s in ok:
+        lab = tifffile.imread(out / "labels" / f"{s['name']}_labels.tif")
+        assert lab.dtype == np.uint8 and lab.shape == (192, 192) and lab.max() <= 3
+        assert (out / "labels" / f"{s['name']}_confidence.tif").is_file()
+        assert (out / "qa" / f"{s['name']}_overlay.png").is_file()
+        assert (out / "qa" / f"{s['name']}_confidence.png").is_file()
+        assert s["truth_miou"] > 0.75
+    zeiss = next(s for s in ok if s["name"] == "zeiss_h5oina")
+    assert zeiss["metadata"]["data_bar_rows"] == 16 and zeiss["pixel_size_nm"] == 40.0
+    assert abs(zeiss["rotation_deg"]) > 0.5 and zeiss["registration_quality"] > 0.8
+    assert rep["labels_truth_miou"] > 0.8
+    meta = dataset_metadata(rep["dataset_path"])
+    assert set(meta["class_fractions"]) <= {"train", "validation", "test"}
+    assert meta["preparation"]["registration"] == "similarity"
+    record = open_split(rep["dataset_path"], "train")[0]
+    assert record["image"].shape == (64, 64, 1) and record["image"].dtype == np.uint8
+    assert record["label"].shape == (64, 64) and record["label"].dtype == np.uint8
+
+
+def test_rerun_is_a_noop_and_new_settings_a_new_dataset(raw_dir, report):
+    out, rep = report
+    info = out / rep["dataset_path"] / "dataset_info.json"
+    mtime = info.stat().st_mtime_ns
+    again = prepare(raw_dir, out, SETTINGS, seed=0)
+    assert again["dataset_path"] == rep["dataset_path"] and info.stat().st_mtime_ns == mtime
+    other = prepare(raw_dir, out, SETTINGS | {"registration": "translation"}, seed=0)
+    assert other["dataset_path"] != rep["dataset_path"]
+
+
+def test_manifest_and_empty_raw_dir(raw_dir, tmp_path):
+    (tmp_path / "m.csv").write_text(
+        f"sample,sem,eds\nm1,{raw_dir}/sample_000_ox10/sem.tif,{raw_dir}/sample_000_ox10/eds\n"
+        f"m2,{raw_dir}/sample_001_ox30/sem.tif,{raw_dir}/sample_001_ox30/eds\n"
+        f"m3,{raw_dir}/sample_002_ox10/sem.tif,{raw_dir}/sample_002_ox10/eds\n"
+    )
+    rep = prepare(tmp_path, tmp_path / "out", SETTINGS | {"manifest": "m.csv"}, seed=0)
+    assert rep["num_prepared"] == 3 and not rep["failed"]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(ValueError, match="no sample folders"):
+        prepare(tmp_path / "nothing", tmp_path / "out2", SETTINGS)
+
+
+def test_two_detector_channels(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.write_raw_dataset(raw, 3, seed=1, shape=(128, 128), oxidation_times=(10,))
+    for d in raw.iterdir():  # a second detector: here an inverted copy of the first
+        tifffile.imwrite(d / "sem2.tif", 255 - tifffile.imread(d / "sem.tif"))
+    rep = prepare(raw, tmp_path / "out", SETTINGS | {"channels": 2}, seed=0)
+    assert rep["num_prepared"] == 3
+    record = open_split(rep["dataset_path"], "train")[0]
+    assert record["image"].shape == (64, 64, 2)
+    assert (
+        np.corrcoef(record["image"][..., 0].ravel(), record["image"][..., 1].ravel())[0, 1] < -0.9
+    )
+    (next(raw.iterdir()) / "sem2.tif").unlink()
+    rep = prepare(raw, tmp_path / "out3", SETTINGS | {"channels": 2}, seed=0)
+    assert "2 channels configured" in rep["failed"][0]["reason"]
