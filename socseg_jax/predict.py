@@ -2,22 +2,30 @@
 
 The study predicted full 2856x4096 SEM images with 256-px windows and averaged overlapping
 softmax outputs; this module does the same on device, in the spirit of MONAI's
-``sliding_window_inference`` and nnU-Net's predictor:
+``sliding_window_inference`` and nnU-Net's predictor, with bounded memory for any image size:
 
-1. the image is padded (reflect by default) to at least one patch, centred, and copied to the
-   device once, inside a canvas whose size is rounded up to ``size_bucket`` so that images of
-   similar sizes share compiled programs;
-2. patches are cut on device (vmapped ``lax.dynamic_slice``) in fixed-size batches (the last
-   batch is filled with zero-weight dummy tiles), so the model compiles once per batch shape;
-3. ``weight * probability`` and ``weight`` are accumulated on device (donated buffers);
-4. the result ``sum(w * p) / sum(w)`` comes back in one transfer and is cropped to the image.
+1. the image is padded (reflect by default) to at least one patch, centred; its width is
+   rounded up to ``size_bucket`` so that images of similar sizes share compiled programs;
+2. the canvas is processed in row bands: each band's input rows are copied to the device,
+   patches are cut there (vmapped ``lax.dynamic_slice``) in fixed-size batches (the last batch
+   is filled with zero-weight dummy tiles), so the model compiles once per batch shape;
+3. ``weight * probability`` and ``weight`` are accumulated on device (donated buffers) in a
+   band accumulator; rows no later window touches are finished on device (labels,
+   probabilities, uncertainty) and leave it, the overlap rows slide up for the next band.
+   Device and host working memory are bounded by ``max_band_pixels``, not by the image size.
+
+Options: test-time augmentation (``tta``: flips or the 8 flips/rotations of a square),
+ensembles and Monte-Carlo dropout (:func:`make_ensemble_apply_fn`). All of them average
+softmax outputs per window, which the (linear) blending then averages over windows, so
+the uncertainty maps (predictive entropy, max probability) come from the final mean.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import jax
@@ -29,6 +37,27 @@ from data_prep.patches import tile_starts
 
 ApplyFn = Callable[[jax.Array], jax.Array]
 _PAD_MODES = ("reflect", "symmetric", "edge", "constant")
+# (transpose, flip rows, flip columns) per test-time augmentation; 'd4' is the dihedral group.
+TTA_TRANSFORMS = {
+    "none": ((0, 0, 0),),
+    "flips": ((0, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 1)),
+    "d4": tuple((t, fy, fx) for t in (0, 1) for fy in (0, 1) for fx in (0, 1)),
+}
+MAP_KINDS = ("labels", "proba", "entropy", "max_prob", "prob_sum", "weight_sum")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedApply:
+    """An apply function that also takes one PRNG key per patch: ``(batch, keys) -> probs``.
+
+    Used for stochastic models (MC dropout): the predictor derives each window's key from the
+    seed and the window's position, so results do not depend on batching or banding.
+    """
+
+    fn: Callable[[jax.Array, jax.Array], jax.Array]
+
+    def __call__(self, batch: jax.Array, keys: jax.Array) -> jax.Array:
+        return self.fn(batch, keys)
 
 
 def blending_weights(
@@ -66,19 +95,42 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def _transform(x: jax.Array, flags: jax.Array, inverse: bool) -> jax.Array:
+    """Apply (or undo) transpose/flip-rows/flip-columns on square NHWC patches, flags traced."""
+    def transpose(v: jax.Array) -> jax.Array:
+        return jnp.where(flags[0] > 0, jnp.swapaxes(v, 1, 2), v)
+
+    def flips(v: jax.Array) -> jax.Array:
+        v = jnp.where(flags[1] > 0, v[:, ::-1], v)
+        return jnp.where(flags[2] > 0, v[:, :, ::-1], v)
+
+    return transpose(flips(x)) if inverse else flips(transpose(x))
+
+
+def uncertainty_maps(probs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Predictive entropy (nats, 0..log K) and max probability (1/K..1) of mean probabilities."""
+    entropy = -jnp.sum(probs * jnp.log(jnp.maximum(probs, 1e-12)), axis=-1)
+    return entropy, jnp.max(probs, axis=-1)
+
+
 class SlidingWindowPredictor:
     """Predict class probabilities for images of any size with overlapping windows.
 
     ``apply_fn`` maps a float32 batch ``(B, P, P, C)`` to class probabilities ``(B, P, P, K)``
-    (for a model, softmax of the logits; see :func:`make_model_apply_fn`). Images are used as
-    given (normalise them as in training). It is wrapped in ``jax.jit`` unless
-    ``jit_apply=False``. ``trace_counts`` records how often each internal step was traced,
-    i.e. compiled (one per batch shape for ``apply``, one per canvas size for the others).
+    (for a model, softmax of the logits; see :func:`make_model_apply_fn`), or is a
+    :class:`KeyedApply` taking per-window PRNG keys too (see :func:`make_ensemble_apply_fn`).
+    Images are used as given (normalise them as in training). The model call is wrapped in
+    ``jax.jit`` unless ``jit_apply=False``. ``tta`` averages over flips ('flips', 4 passes) or
+    flips and transposes ('d4', 8 passes). ``max_band_pixels`` bounds the band accumulator
+    (rows x canvas width); taller images are processed in row bands. ``seed`` seeds the
+    per-window keys of a :class:`KeyedApply`; both attributes may be changed between calls.
+    ``trace_counts`` records how often each internal step was traced, i.e. compiled (one per
+    batch shape for ``apply``, one per band shape for the others).
     """
 
     def __init__(
         self,
-        apply_fn: ApplyFn,
+        apply_fn: ApplyFn | KeyedApply,
         patch_size: int = 256,
         stride: int | None = None,
         batch_size: int = 8,
@@ -88,6 +140,9 @@ class SlidingWindowPredictor:
         sigma_scale: float = 1.0 / 8.0,
         size_bucket: int = 128,
         jit_apply: bool = True,
+        tta: str = "none",
+        max_band_pixels: int = 1 << 24,
+        seed: int = 0,
     ):
         stride = patch_size // 2 if stride is None else stride
         if patch_size < 1 or not 1 <= stride <= patch_size:
@@ -98,22 +153,50 @@ class SlidingWindowPredictor:
             )
         if pad_mode not in _PAD_MODES:
             raise ValueError(f"pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
+        if tta not in TTA_TRANSFORMS:
+            raise ValueError(f"tta must be one of {sorted(TTA_TRANSFORMS)}, got {tta!r}")
+        if max_band_pixels < 1:
+            raise ValueError(f"max_band_pixels must be >= 1, got {max_band_pixels}")
         self.patch_size = patch_size
         self.stride = stride
         self.batch_size = batch_size
         self.blending = blending
         self.pad_mode = pad_mode
         self.size_bucket = size_bucket
+        self.tta = tta
+        self.max_band_pixels = max_band_pixels
         self.weights = blending_weights(patch_size, blending, sigma_scale)
         self.trace_counts: collections.Counter[str] = collections.Counter()
         self._weights_dev = jnp.asarray(self.weights)
+        self.seed = seed
 
         counts = self.trace_counts
         patch = patch_size
+        keyed = apply_fn if isinstance(apply_fn, KeyedApply) else None
+        transforms = np.asarray(TTA_TRANSFORMS[tta], np.int32)
 
-        def apply(batch: jax.Array) -> jax.Array:
+        def one_pass(batch: jax.Array, keys: jax.Array) -> jax.Array:
+            return keyed(batch, keys) if keyed is not None else apply_fn(batch)
+
+        def apply(batch: jax.Array, positions: jax.Array, base_key: jax.Array) -> jax.Array:
             counts["apply"] += 1
-            return apply_fn(batch)
+            keys = jax.vmap(
+                lambda pos: jax.random.fold_in(jax.random.fold_in(base_key, pos[0]), pos[1])
+            )(positions)
+            if len(transforms) == 1:
+                return one_pass(batch, keys).astype(jnp.float32)
+
+            def body(total: jax.Array, index: jax.Array) -> tuple[jax.Array, None]:
+                flags = jnp.asarray(transforms)[index]
+                pass_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, index)
+                probs = one_pass(_transform(batch, flags, inverse=False), pass_keys)
+                return total + _transform(probs.astype(jnp.float32), flags, inverse=True), None
+
+            first = one_pass(batch, jax.vmap(jax.random.fold_in, (0, None))(keys, 0))
+            total, _ = jax.lax.scan(
+                body, first.astype(jnp.float32), jnp.arange(1, len(transforms))
+            )
+            return total / len(transforms)
 
         def extract(image: jax.Array, starts: jax.Array) -> jax.Array:
             counts["extract"] += 1
@@ -150,25 +233,38 @@ class SlidingWindowPredictor:
 
             return jax.lax.fori_loop(0, probs.shape[0], body, (prob_sum, weight_sum))
 
-        def normalise(prob_sum: jax.Array, weight_sum: jax.Array) -> jax.Array:
+        def finish(
+            prob_sum: jax.Array, weight_sum: jax.Array, kinds: tuple[str, ...]
+        ) -> dict[str, jax.Array]:
             counts["normalise"] += 1
             safe = jnp.where(weight_sum > 0, weight_sum, 1.0)
-            return prob_sum / safe[..., None]
+            probs = prob_sum / safe[..., None]
+            out = {"prob_sum": prob_sum + 0.0, "weight_sum": weight_sum + 0.0, "proba": probs}
+            out["labels"] = jnp.argmax(prob_sum, axis=-1).astype(jnp.uint8)
+            out["entropy"], out["max_prob"] = uncertainty_maps(probs)
+            return {kind: out[kind] for kind in kinds}
 
-        def labels(prob_sum: jax.Array) -> jax.Array:
-            counts["labels"] += 1
-            return jnp.argmax(prob_sum, axis=-1).astype(jnp.uint8)
+        def shift(
+            prob_sum: jax.Array, weight_sum: jax.Array, rows: jax.Array
+        ) -> tuple[jax.Array, jax.Array]:
+            """Move rows [rows, A) to the top (finished rows leave), zeros below."""
+            counts["shift"] += 1
+            height = prob_sum.shape[0]
+            acc = jnp.concatenate([prob_sum, jnp.zeros_like(prob_sum)])
+            wsum = jnp.concatenate([weight_sum, jnp.zeros_like(weight_sum)])
+            acc = jax.lax.dynamic_slice(acc, (rows, 0, 0), prob_sum.shape)
+            return acc, jax.lax.dynamic_slice(wsum, (rows, 0), (height, weight_sum.shape[1]))
 
         self._apply = jax.jit(apply) if jit_apply else apply
         self._extract = jax.jit(extract)
         self._accumulate = jax.jit(accumulate, donate_argnums=(0, 1))
-        self._normalise = jax.jit(normalise)
-        self._labels = jax.jit(labels)
+        self._finish = jax.jit(finish, static_argnums=2)
+        self._shift = jax.jit(shift, donate_argnums=(0, 1))
 
     # -- geometry ---------------------------------------------------------------------------
 
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """Padded canvas (Hc, Wc, C), tile starts (T, 2) and the image offset in the canvas."""
+    def _pad(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """(H', W', C) float32 image padded (centred) to at least one patch; its offset."""
         image = np.asarray(image)
         if image.ndim == 2:
             image = image[..., None]
@@ -185,70 +281,143 @@ class SlidingWindowPredictor:
             if mode in ("reflect", "symmetric") and min(h, w) == 1:
                 mode = "edge"  # nothing to reflect along a single row/column
             image = np.pad(image, pad, mode=mode)
+        return image, (top, left)
+
+    def band_plan(self, padded_h: int, canvas_w: int) -> tuple[int, list[tuple[int, int]]]:
+        """Accumulator height and the tile-row ranges [i0, i1) of each band.
+
+        One band covers the whole (bucketed) height when its accumulator fits in
+        ``max_band_pixels``; otherwise bands of R tile rows use an accumulator of
+        ``(R - 1) * stride + patch`` rows, of which ``R * stride`` rows are finished per band.
+        """
+        p, s = self.patch_size, self.stride
+        rows = len(tile_starts(padded_h, p, s))
         canvas_h = _round_up(padded_h, self.size_bucket)
+        if canvas_h * canvas_w <= self.max_band_pixels:
+            return canvas_h, [(0, rows)]
+        per_band = max(1, (self.max_band_pixels // canvas_w - p) // s + 1)
+        if per_band >= rows:
+            return canvas_h, [(0, rows)]
+        bands = [(i, min(i + per_band, rows)) for i in range(0, rows, per_band)]
+        return (per_band - 1) * s + p, bands
+
+    # -- band-wise prediction ---------------------------------------------------------------
+
+    def predict_maps(
+        self,
+        image: np.ndarray,
+        kinds: Sequence[str] = ("labels",),
+        dtypes: dict[str, np.dtype] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Maps of the image, computed band by band: any of :data:`MAP_KINDS`.
+
+        ``labels`` (H, W) uint8, ``proba`` (H, W, K), ``entropy`` and ``max_prob`` (H, W)
+        (uncertainty of the blended probabilities), ``prob_sum`` / ``weight_sum`` (the raw
+        blending sums). Host arrays are float32 unless ``dtypes`` says otherwise (e.g.
+        float16 to halve the memory of huge probability maps).
+        """
+        kinds = tuple(kinds)
+        unknown = [k for k in kinds if k not in MAP_KINDS]
+        if unknown or not kinds:
+            raise ValueError(f"map kinds must be a non-empty subset of {MAP_KINDS}, got {kinds}")
+        dtypes = dtypes or {}
+        h, w = np.shape(image)[:2]
+        padded, (top, left) = self._pad(image)
+        padded_h, padded_w, channels = padded.shape
+        p, b = self.patch_size, self.batch_size
         canvas_w = _round_up(padded_w, self.size_bucket)
-        canvas = np.zeros((canvas_h, canvas_w, image.shape[2]), np.float32)
-        canvas[:padded_h, :padded_w] = image
+        height, bands = self.band_plan(padded_h, canvas_w)
         ys = tile_starts(padded_h, p, self.stride)
         xs = tile_starts(padded_w, p, self.stride)
-        starts = np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1).reshape(-1, 2)
-        return canvas, starts.astype(np.int32), (top, left)
-
-    def _sums(self, image: np.ndarray) -> tuple[jax.Array, jax.Array, tuple[int, int, int, int]]:
-        """Device accumulators over the canvas and the crop (top, left, H, W) of the image."""
-        canvas, starts, (top, left) = self._prepare(image)
-        h, w = np.asarray(image).shape[:2]
-        b = self.batch_size
-        num_tiles = len(starts)
-        total = _round_up(num_tiles, b)
-        tile_weights = np.zeros(total, np.float32)
-        tile_weights[:num_tiles] = 1.0
-        starts = np.concatenate([starts, np.zeros((total - num_tiles, 2), np.int32)])
-
-        image_dev = jax.device_put(canvas)
+        outputs: dict[str, np.ndarray] = {}
         prob_sum = weight_sum = None
-        for first in range(0, total, b):
-            batch_starts = starts[first : first + b]
-            probs = self._apply(self._extract(image_dev, batch_starts))
-            if prob_sum is None:
-                expected = (b, self.patch_size, self.patch_size)
-                if probs.ndim != 4 or tuple(probs.shape[:3]) != expected:
-                    raise ValueError(
-                        f"apply_fn must return (B, P, P, K) = {expected} + (K,), "
-                        f"got {tuple(probs.shape)}"
-                    )
-                prob_sum = jnp.zeros((*canvas.shape[:2], probs.shape[-1]), jnp.float32)
-                weight_sum = jnp.zeros(canvas.shape[:2], jnp.float32)
-            prob_sum, weight_sum = self._accumulate(
-                prob_sum,
-                weight_sum,
-                probs,
-                batch_starts,
-                tile_weights[first : first + b],
-                self._weights_dev,
-            )
-        return prob_sum, weight_sum, (top, left, h, w)
+        pending: tuple[dict[str, jax.Array], int, int] | None = None
+        base_key = jax.random.key(self.seed)
+
+        for i0, i1 in bands:
+            origin = int(ys[i0])
+            slab = np.zeros((height, canvas_w, channels), np.float32)
+            rows = padded[origin : origin + height]
+            slab[: len(rows), :padded_w] = rows
+            slab_dev = jax.device_put(slab)
+            grid = np.stack(np.meshgrid(ys[i0:i1], xs, indexing="ij"), -1).reshape(-1, 2)
+            num_tiles = len(grid)
+            total = _round_up(num_tiles, b)
+            positions = np.zeros((total, 2), np.int32)
+            positions[:num_tiles] = grid
+            local = positions - np.array([origin, 0], np.int32)
+            local[num_tiles:] = 0
+            tile_weights = (np.arange(total) < num_tiles).astype(np.float32)
+            for first in range(0, total, b):
+                batch_local = local[first : first + b]
+                probs = self._apply(
+                    self._extract(slab_dev, batch_local),
+                    positions[first : first + b],
+                    base_key,
+                )
+                if prob_sum is None:
+                    expected = (b, p, p)
+                    if probs.ndim != 4 or tuple(probs.shape[:3]) != expected:
+                        raise ValueError(
+                            f"apply_fn must return (B, P, P, K) = {expected} + (K,), "
+                            f"got {tuple(probs.shape)}"
+                        )
+                    prob_sum = jnp.zeros((height, canvas_w, probs.shape[-1]), jnp.float32)
+                    weight_sum = jnp.zeros((height, canvas_w), jnp.float32)
+                prob_sum, weight_sum = self._accumulate(
+                    prob_sum,
+                    weight_sum,
+                    probs,
+                    batch_local,
+                    tile_weights[first : first + b],
+                    self._weights_dev,
+                )
+            if pending is not None:  # fetch the previous band while this one computes
+                self._store(outputs, *pending, (top, left, h, w), dtypes)
+            finished = (int(ys[i1]) if i1 < len(ys) else padded_h) - origin
+            pending = (self._finish(prob_sum, weight_sum, kinds), origin, finished)
+            if i1 < len(ys):
+                prob_sum, weight_sum = self._shift(prob_sum, weight_sum, np.int32(finished))
+        assert pending is not None
+        self._store(outputs, *pending, (top, left, h, w), dtypes)
+        return outputs
+
+    @staticmethod
+    def _store(
+        outputs: dict[str, np.ndarray],
+        maps: dict[str, jax.Array],
+        origin: int,
+        finished: int,
+        crop: tuple[int, int, int, int],
+        dtypes: dict[str, np.dtype],
+    ) -> None:
+        """Copy the finished rows [origin, origin + finished) of a band into the host maps."""
+        top, left, h, w = crop
+        first, last = max(origin, top), min(origin + finished, top + h)
+        if last <= first:
+            return
+        for kind, value in jax.device_get(maps).items():
+            if kind not in outputs:
+                dtype = dtypes.get(kind, np.uint8 if kind == "labels" else np.float32)
+                outputs[kind] = np.empty((h, w, *value.shape[2:]), dtype)
+            outputs[kind][first - top : last - top] = value[
+                first - origin : last - origin, left : left + w
+            ]
 
     # -- public API -------------------------------------------------------------------------
 
     def predict_sums(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unnormalised ``sum(w * p)`` (H, W, K) and ``sum(w)`` (H, W), e.g. to merge models."""
-        prob_sum, weight_sum, (top, left, h, w) = self._sums(image)
-        prob_sum, weight_sum = jax.device_get((prob_sum, weight_sum))
-        crop = (slice(top, top + h), slice(left, left + w))
-        return np.ascontiguousarray(prob_sum[crop]), np.ascontiguousarray(weight_sum[crop])
+        maps = self.predict_maps(image, ("prob_sum", "weight_sum"))
+        return maps["prob_sum"], maps["weight_sum"]
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
         """Blended class probabilities (H, W, K) float32 for an (H, W) or (H, W, C) image."""
-        prob_sum, weight_sum, (top, left, h, w) = self._sums(image)
-        probs = np.asarray(jax.device_get(self._normalise(prob_sum, weight_sum)))
-        return np.ascontiguousarray(probs[top : top + h, left : left + w])
+        return self.predict_maps(image, ("proba",))["proba"]
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Label map (H, W) uint8: argmax of the blended probabilities (computed on device)."""
-        prob_sum, _, (top, left, h, w) = self._sums(image)
-        labels = np.asarray(jax.device_get(self._labels(prob_sum)))
-        return np.ascontiguousarray(labels[top : top + h, left : left + w])
+        return self.predict_maps(image, ("labels",))["labels"]
 
 
 def make_model_apply_fn(model: nnx.Module) -> ApplyFn:
@@ -270,8 +439,71 @@ def make_model_apply_fn(model: nnx.Module) -> ApplyFn:
     return functools.partial(forward, state)
 
 
+def make_ensemble_apply_fn(models: Sequence[nnx.Module], mc_samples: int = 0) -> KeyedApply:
+    """Mean softmax of an ensemble of same-architecture models, optionally with MC dropout.
+
+    The members' weights are stacked and scanned over, so the model compiles once whatever
+    the ensemble size (the study averaged 10 models). ``mc_samples`` > 0 runs each member
+    that many times in train mode (dropout active) with a key per window and pass.
+    """
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    if mc_samples < 0:
+        raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
+    splits = [nnx.split(model) for model in models]
+    graphdef = splits[0][0]
+    if any(g != graphdef for g, _ in splits[1:]):
+        raise ValueError("ensemble members must share one architecture (same model config)")
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *(state for _, state in splits))
+    passes = max(mc_samples, 1)
+
+    def member_probs(state: nnx.State, member: jax.Array, batch: jax.Array, keys: jax.Array):
+        module = nnx.merge(graphdef, state)
+        if mc_samples:
+            module.train()
+        else:
+            module.eval()
+
+        def one(index: jax.Array) -> jax.Array:
+            if mc_samples:
+                pass_keys = jax.vmap(
+                    lambda k: jax.random.fold_in(jax.random.fold_in(k, member), index)
+                )(keys)
+                logits = jax.vmap(lambda x, k: module(x[None], rngs=k)[0])(batch, pass_keys)
+            else:
+                logits = module(batch)
+            return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+        total = one(jnp.int32(0))
+        if passes > 1:
+            total, _ = jax.lax.scan(
+                lambda acc, index: (acc + one(index), None), total, jnp.arange(1, passes)
+            )
+        return total
+
+    @jax.jit
+    def forward(stacked: nnx.State, batch: jax.Array, keys: jax.Array) -> jax.Array:
+        def body(total: jax.Array, inputs: tuple[nnx.State, jax.Array]):
+            state, member = inputs
+            return total + member_probs(state, member, batch, keys), None
+
+        first = jax.tree.map(lambda leaf: leaf[0], stacked)
+        total = member_probs(first, jnp.int32(0), batch, keys)
+        if len(models) > 1:
+            rest = jax.tree.map(lambda leaf: leaf[1:], stacked)
+            total, _ = jax.lax.scan(body, total, (rest, jnp.arange(1, len(models))))
+        return total / (len(models) * passes)
+
+    return KeyedApply(functools.partial(forward, stacked))
+
+
 __all__ = [
+    "KeyedApply",
+    "MAP_KINDS",
     "SlidingWindowPredictor",
+    "TTA_TRANSFORMS",
     "blending_weights",
+    "make_ensemble_apply_fn",
     "make_model_apply_fn",
+    "uncertainty_maps",
 ]

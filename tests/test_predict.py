@@ -11,6 +11,7 @@ from socseg_jax.models.unet import UNet, UNetConfig
 from socseg_jax.predict import (
     SlidingWindowPredictor,
     blending_weights,
+    make_ensemble_apply_fn,
     make_model_apply_fn,
 )
 
@@ -142,3 +143,116 @@ def test_unet_apply_fn_end_to_end():
     # A single tile covering the image exactly equals the model's own prediction.
     tile = np.asarray(batch[0, ..., 0])
     np.testing.assert_allclose(predictor.predict_proba(tile), probs[0], atol=1e-6)
+
+
+def tiny_unet(seed: int = 0, dropout: float = 0.1) -> UNet:
+    config = UNetConfig(
+        features=(4, 8), encoder_dropout=(dropout, dropout), decoder_dropout=(dropout,)
+    )
+    return UNet(config, rngs=nnx.Rngs(seed))
+
+
+@pytest.mark.parametrize("blending", ["uniform", "gaussian"])
+def test_band_wise_equals_whole_image(blending):
+    """A non-equivariant model (a U-Net) gives the same maps with and without row bands."""
+    apply_fn = make_model_apply_fn(tiny_unet())
+    image = np.random.default_rng(6).random((150, 70), dtype=np.float32)
+    kinds = ("labels", "proba", "entropy", "max_prob", "weight_sum")
+    whole = SlidingWindowPredictor(apply_fn, patch_size=PATCH, stride=12, blending=blending)
+    banded = SlidingWindowPredictor(
+        apply_fn, patch_size=PATCH, stride=12, blending=blending, max_band_pixels=60 * 128
+    )
+    height, bands = banded.band_plan(150, 128)
+    assert len(bands) > 3 and height < 150
+    expected, got = whole.predict_maps(image, kinds), banded.predict_maps(image, kinds)
+    for kind in kinds:
+        np.testing.assert_allclose(got[kind], expected[kind], atol=1e-6, err_msg=kind)
+
+
+def test_banded_gaussian_weight_sums_at_borders():
+    predictor = SlidingWindowPredictor(
+        pixelwise_model, patch_size=PATCH, stride=12, max_band_pixels=50 * 128
+    )
+    h, w = 101, 45
+    _, weight_sum = predictor.predict_sums(np.zeros((h, w), np.float32))
+    reference = np.zeros((h, w))
+    for y in tile_starts(h, PATCH, 12):
+        for x in tile_starts(w, PATCH, 12):
+            reference[y : y + PATCH, x : x + PATCH] += predictor.weights
+    np.testing.assert_allclose(weight_sum, reference, rtol=1e-5)
+    assert weight_sum[0, 0] == pytest.approx(predictor.weights[0, 0])  # one window at a corner
+
+
+@pytest.mark.parametrize("tta", ["flips", "d4"])
+def test_tta_of_equivariant_model_changes_nothing(tta):
+    image = np.random.default_rng(7).random((45, 60), dtype=np.float32)
+    plain = SlidingWindowPredictor(pixelwise_model, patch_size=PATCH)
+    augmented = SlidingWindowPredictor(pixelwise_model, patch_size=PATCH, tta=tta)
+    np.testing.assert_allclose(
+        augmented.predict_proba(image), plain.predict_proba(image), atol=1e-6
+    )
+
+
+def test_tta_averages_flipped_predictions():
+    apply_fn = make_model_apply_fn(tiny_unet())
+    tile = np.random.default_rng(8).random((PATCH, PATCH), dtype=np.float32)
+    predictor = SlidingWindowPredictor(apply_fn, patch_size=PATCH, tta="flips")
+    x = tile[None, ..., None]
+    expected = np.mean(
+        [
+            np.asarray(apply_fn(x))[0],
+            np.asarray(apply_fn(x[:, ::-1]))[0, ::-1],
+            np.asarray(apply_fn(x[:, :, ::-1]))[0, :, ::-1],
+            np.asarray(apply_fn(x[:, ::-1, ::-1]))[0, ::-1, ::-1],
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(predictor.predict_proba(tile), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="tta"):
+        SlidingWindowPredictor(apply_fn, patch_size=PATCH, tta="rot45")
+
+
+def test_ensemble_averages_members():
+    models = [tiny_unet(0), tiny_unet(1)]
+    batch = jax.random.uniform(jax.random.key(1), (2, PATCH, PATCH, 1))
+    keys = jax.random.split(jax.random.key(0), 2)
+    ensemble = make_ensemble_apply_fn(models)
+    expected = (make_model_apply_fn(models[0])(batch) + make_model_apply_fn(models[1])(batch)) / 2
+    np.testing.assert_allclose(ensemble(batch, keys), expected, atol=1e-6)
+    other = UNet(UNetConfig(features=(4, 8, 16), encoder_dropout=(0, 0, 0),
+                            decoder_dropout=(0, 0)), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="architecture"):
+        make_ensemble_apply_fn([models[0], other])
+
+
+def test_mc_dropout_uncertainty_is_seeded_and_band_invariant():
+    model = tiny_unet(dropout=0.3)
+    mc = make_ensemble_apply_fn([model], mc_samples=3)
+    image = np.random.default_rng(9).random((90, 40), dtype=np.float32)
+    kinds = ("proba", "entropy", "max_prob")
+    predictor = SlidingWindowPredictor(mc, patch_size=PATCH, stride=16, seed=1)
+    whole = predictor.predict_maps(image, kinds)
+    predictor.max_band_pixels = 40 * 128
+    banded = predictor.predict_maps(image, kinds)
+    for kind in kinds:
+        np.testing.assert_allclose(banded[kind], whole[kind], atol=1e-6, err_msg=kind)
+    predictor.seed = 2
+    assert not np.allclose(predictor.predict_proba(image), whole["proba"], atol=1e-4)
+    deterministic = SlidingWindowPredictor(
+        make_model_apply_fn(model), patch_size=PATCH, stride=16
+    ).predict_proba(image)
+    assert not np.allclose(deterministic, whole["proba"], atol=1e-4)
+    probs = whole["proba"]
+    entropy = -(probs * np.log(np.maximum(probs, 1e-12))).sum(-1)
+    np.testing.assert_allclose(whole["entropy"], entropy, atol=1e-5)
+    np.testing.assert_allclose(whole["max_prob"], probs.max(-1), atol=1e-6)
+    assert np.all(whole["entropy"] <= np.log(4) + 1e-5)
+
+
+def test_map_dtypes_and_bad_kinds():
+    predictor = SlidingWindowPredictor(pixelwise_model, patch_size=PATCH)
+    image = np.random.default_rng(10).random((40, 40), dtype=np.float32)
+    maps = predictor.predict_maps(image, ("proba", "labels"), {"proba": np.float16})
+    assert maps["proba"].dtype == np.float16 and maps["labels"].dtype == np.uint8
+    with pytest.raises(ValueError, match="map kinds"):
+        predictor.predict_maps(image, ("logits",))

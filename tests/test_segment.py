@@ -1,0 +1,273 @@
+"""job=segment: messy archives, failures per file, resumable atomic outputs, sharding."""
+
+import csv
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import tifffile
+from flax import nnx
+from skimage import io as skio
+
+from configs.segment import get_config
+from data_prep import phases
+from socseg_jax import checkpoints, segment
+from socseg_jax.models.unet import UNet, UNetConfig
+from socseg_jax.predict import SlidingWindowPredictor
+
+PATCH = 32
+LINEAR = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32) * 3.0
+
+
+def pixelwise_model(batch):
+    return jax.nn.softmax(batch @ LINEAR, axis=-1)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory) -> Path:
+    """A train workdir holding a tiny U-Net checkpoint, saved as train.py saves it."""
+    workdir = tmp_path_factory.mktemp("run")
+    config = UNetConfig(features=(4, 8), encoder_dropout=(0.1, 0.1), decoder_dropout=(0.1,))
+    model = UNet(config, rngs=nnx.Rngs(0))
+    manager = checkpoints.checkpoint_manager(workdir)
+    state = {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param)), "opt_state": {}, "step": 0}
+    checkpoints.save(manager, 3, state, config)
+    manager.wait_until_finished()
+    loaded, loaded_config, step = checkpoints.load_model(workdir)
+    assert loaded_config == config and step == 3
+    np.testing.assert_array_equal(loaded.head.kernel[...], model.head.kernel[...])
+    return workdir
+
+
+def messy_archive(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Valid images (relative paths) and invalid files with a word their reason must contain."""
+    rng = np.random.default_rng(0)
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "échantillon µ").mkdir()
+    tifffile.imwrite(root / "a" / "grey8.tif", rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    tifffile.imwrite(root / "a" / "b" / "deep16.TIFF",
+                     rng.integers(0, 65535, (45, 37), dtype=np.uint16))
+    skio.imsave(root / "a" / "rgb.png", rng.integers(0, 255, (33, 41, 3), dtype=np.uint8),
+                check_contrast=False)
+    skio.imsave(root / "échantillon µ" / "façade é.JPG",
+                rng.integers(0, 255, (36, 36), dtype=np.uint8), check_contrast=False)
+    tifffile.imwrite(root / "tiny.tif", rng.integers(0, 255, (9, 5), dtype=np.uint8))
+    valid = ["a/grey8.tif", "a/b/deep16.TIFF", "a/rgb.png", "échantillon µ/façade é.JPG",
+             "tiny.tif"]
+    (root / "zero.tif").write_bytes(b"")
+    (root / "corrupt.png").write_bytes(rng.integers(0, 255, 300, dtype=np.uint8).tobytes())
+    whole = (root / "a" / "grey8.tif").read_bytes()
+    (root / "a" / "truncated.tif").write_bytes(whole[: len(whole) // 3])
+    (root / "notes.jpeg").write_text("not an image at all")
+    (root / "readme.txt").write_text("ignored: not an image suffix")
+    (root / ".hidden.tif").write_bytes(b"")
+    broken_png = b"\x89PNG\r\n\x1a\n" + rng.integers(0, 255, 200, dtype=np.uint8).tobytes()
+    (root / "broken.png").write_bytes(broken_png)
+    invalid = {"zero.tif": "empty", "corrupt.png": "not an image", "notes.jpeg": "not an image",
+               "a/truncated.tif": "corrupt or truncated TIFF",
+               "broken.png": "corrupt or truncated PNG"}
+    return valid, invalid
+
+
+def read_summary(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["path"]: row for row in csv.DictReader(f)}
+
+
+def test_messy_archive(tmp_path, checkpoint_dir):
+    source, out = tmp_path / "archive", tmp_path / "out"
+    valid, invalid = messy_archive(source)
+    config = get_config()
+    config.input, config.output_dir, config.checkpoint = str(source), str(out), str(checkpoint_dir)
+    config.predict.update(patch_size=PATCH, stride=16, batch_size=4, tta="flips")
+    config.save_probabilities = config.save_uncertainty = True
+    config.label_encoding = "grey"
+    rows = segment.run_segment_job(config)
+    assert len(rows) == len(valid) + len(invalid)
+    summary = read_summary(out / "summary.csv")
+    for rel in valid:
+        row = summary[str(source / rel)]
+        assert row["status"] == "ok", row
+        job = segment.ImageJob(source / rel, Path(rel))
+        paths = job.paths(out)
+        labels = tifffile.imread(paths["labels"])
+        assert labels.dtype == np.uint8 and set(np.unique(labels)) <= set(phases.STUDY_GREY)
+        assert labels.shape == (int(row["height"]), int(row["width"]))
+        proba = tifffile.imread(paths["proba"])
+        assert proba.dtype == np.float16 and proba.shape == (4, *labels.shape)
+        assert tifffile.imread(paths["max_prob"]).shape == labels.shape
+        assert paths["overlay"].stat().st_size > 0
+        fractions = [float(row[f]) for f in segment.FRACTION_FIELDS]
+        assert sum(fractions) == pytest.approx(100.0, abs=0.01)
+        assert 0.25 <= float(row["mean_max_prob"]) <= 1.0
+    assert summary[str(source / "tiny.tif")]["height"] == "9"
+    for rel, word in invalid.items():
+        row = summary[str(source / rel)]
+        assert row["status"] == "failed" and word in row["reason"], row
+        assert "\n" not in row["reason"]
+    assert not list(out.rglob("*.tmp"))
+    assert not (out / "zero_labels.tif").exists()
+
+
+def test_every_image_failed_raises(tmp_path, checkpoint_dir):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "zero.tif").write_bytes(b"")
+    config = get_config()
+    config.input, config.output_dir = str(tmp_path / "in"), str(tmp_path / "out")
+    config.checkpoint = str(checkpoint_dir)
+    config.predict.update(patch_size=PATCH, stride=16, batch_size=2)
+    with pytest.raises(ValueError, match="every image failed"):
+        segment.run_segment_job(config)
+    assert read_summary(tmp_path / "out" / "summary.csv")[str(tmp_path / "in" / "zero.tif")]
+
+
+class CountingPredictor(SlidingWindowPredictor):
+    """Records which images were predicted (by shape)."""
+
+    def __init__(self):
+        super().__init__(pixelwise_model, patch_size=PATCH, batch_size=4)
+        self.calls = 0
+
+    def predict_maps(self, image, kinds=("labels",), dtypes=None):
+        self.calls += 1
+        return super().predict_maps(image, kinds, dtypes)
+
+
+def test_killed_run_resumes_without_partial_files(tmp_path, monkeypatch):
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    for i in range(5):
+        tifffile.imwrite(source / f"img{i}.tif",
+                         np.random.default_rng(i).integers(0, 255, (40, 30 + i), dtype=np.uint8))
+    jobs = segment.discover_images(str(source))
+    real_save = phases.save_overlay_png
+    written = []
+
+    def dying_save(path, grey, labels, title=None):
+        if len(written) == 2:  # the process "dies" while writing the third overlay
+            Path(path).with_name("." + Path(path).stem + ".x.png.tmp").write_bytes(b"half")
+            raise KeyboardInterrupt
+        written.append(path)
+        real_save(path, grey, labels, title)
+
+    monkeypatch.setattr(phases, "save_overlay_png", dying_save)
+    first = CountingPredictor()
+    with pytest.raises(KeyboardInterrupt):
+        segment.segment_images(first, jobs, out, num_workers=1, prefetch=1)
+    monkeypatch.setattr(phases, "save_overlay_png", real_save)
+    # Every file under its final name is complete; the summary lists the finished images.
+    for path in out.glob("*.tif"):
+        assert tifffile.imread(path).shape[0] == 40
+    assert len(list(out.glob("*_overlay.png"))) == 2
+    assert len(read_summary(out / "summary.csv")) == 2
+    assert list(out.glob(".*.tmp"))  # a stale temporary, as a SIGKILL would leave
+
+    second = CountingPredictor()
+    rows = segment.segment_images(second, jobs, out)
+    assert second.calls == 3
+    assert [r["status"] for r in rows] == ["skipped"] * 2 + ["ok"] * 3
+    assert rows[0]["NiO_percent"] != ""
+    assert not list(out.glob(".*.tmp"))
+    third = CountingPredictor()
+    assert [r["status"] for r in segment.segment_images(third, jobs, out)] == ["skipped"] * 5
+    assert third.calls == 0
+
+
+def test_discovery_glob_list_and_shards(tmp_path):
+    for rel in ["x/1.TIF", "x/y/2.png", "x/3.jpeg", "x/skip.txt", "x/.4.tif"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"1")
+    found = segment.discover_images(str(tmp_path / "x"))
+    assert [str(j.relative) for j in found] == ["1.TIF", "3.jpeg", "y/2.png"]
+    globbed = segment.discover_images(str(tmp_path / "x" / "**" / "*.png"))
+    assert [str(j.relative) for j in globbed] == ["y/2.png"]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'x/1.TIF'}\n\n{tmp_path / 'x/3.jpeg'}\n")
+    assert len(segment.discover_images(str(listing))) == 2
+    shards = [segment.shard_jobs(found, i, 2) for i in range(2)]
+    assert sorted(j.path for s in shards for j in s) == sorted(j.path for j in found)
+    with pytest.raises(ValueError, match="shard_index"):
+        segment.shard_jobs(found, 2, 2)
+    with pytest.raises(FileNotFoundError):
+        segment.discover_images(str(tmp_path / "nothing*.tif"))
+
+
+def test_data_bar_and_options(tmp_path):
+    image = np.arange(60 * 40, dtype=np.uint8).reshape(60, 40)
+    tifffile.imwrite(tmp_path / "bar.tif", image)
+    job = segment.ImageJob(tmp_path / "bar.tif", Path("bar.tif"))
+    rows = segment.segment_images(
+        SlidingWindowPredictor(pixelwise_model, patch_size=PATCH), [job], tmp_path / "out",
+        data_bar_height="12", preprocess="keras_l2_rows",
+    )
+    assert (rows[0]["height"], rows[0]["width"]) == (48, 40)
+    bar = np.random.default_rng(0).integers(0, 255, (60, 40), dtype=np.uint8)
+    bar[50:] = 255  # a white data bar of 10 rows
+    bar[53, 5:9] = 0  # with some text
+    tifffile.imwrite(tmp_path / "auto.tif", bar)
+    job = segment.ImageJob(tmp_path / "auto.tif", Path("auto.tif"))
+    rows = segment.segment_images(
+        SlidingWindowPredictor(pixelwise_model, patch_size=PATCH), [job], tmp_path / "out",
+        data_bar_height="auto",
+    )
+    assert rows[0]["height"] == 50
+    with pytest.raises(ValueError, match="data_bar_height"):
+        segment.SegmentOptions(data_bar_height="lots")
+    with pytest.raises(ValueError, match="preprocess"):
+        segment.SegmentOptions(preprocess="zscore")
+    with pytest.raises(ValueError, match="label_encoding"):
+        segment.SegmentOptions(label_encoding="rgb")
+
+
+KILLED_RUN = """
+import sys, time
+import jax
+import jax.numpy as jnp
+from socseg_jax import segment
+from socseg_jax.predict import SlidingWindowPredictor
+
+class Slow(SlidingWindowPredictor):
+    def predict_maps(self, image, kinds=("labels",), dtypes=None):
+        time.sleep(0.4)
+        return super().predict_maps(image, kinds, dtypes)
+
+model = lambda b: jax.nn.softmax(jnp.concatenate([b, -b, b * 2, b * 0], -1), -1)
+jobs = segment.discover_images(sys.argv[1])
+segment.segment_images(Slow(model, patch_size=32), jobs, sys.argv[2], num_workers=1)
+"""
+
+
+def test_sigkilled_run_resumes(tmp_path):
+    """A run killed with SIGKILL mid-batch leaves only complete outputs; the re-run finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    for i in range(8):
+        tifffile.imwrite(source / f"img{i}.tif",
+                         np.random.default_rng(i).integers(0, 255, (300, 200), dtype=np.uint8))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(source), str(out)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)},
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*_overlay.png"))) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name for p in out.glob("*_overlay.png")}
+    assert 2 <= len(done_before) < 8
+    for path in out.glob("*_labels.tif"):  # whatever exists under a final name is complete
+        assert tifffile.imread(path).shape == (300, 200)
+    predictor = CountingPredictor()
+    rows = segment.segment_images(predictor, segment.discover_images(str(source)), out)
+    assert predictor.calls == 8 - len(done_before)
+    assert sum(r["status"] == "skipped" for r in rows) == len(done_before)
+    assert all(r["status"] in ("ok", "skipped") for r in rows)
+    assert not list(out.glob(".*.tmp"))
