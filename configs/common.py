@@ -60,5 +60,6 @@ def train_config(config: ConfigDict) -> None:
 def predict_config() -> ConfigDict:
     """Sliding-window inference: the study's 256 patches; 50 % overlap, gaussian blending."""
     return ConfigDict(
-        {"patch_size": 256, "stride": 128, "batch_size": 8, "blending": "gaussian"}
+        {"patch_size": 256, "stride": 128, "batch_size": 8, "blending": "gaussian",
+         "tta": "none"}  # tta: none | flips (4 passes) | d4 (8 passes)
     )

@@ -33,7 +33,6 @@ def get_config() -> ConfigDict:
     config.num_shards = 0  # 0: jax.process_count()
     config.predict = common.predict_config()
     config.predict.pad_mode = "reflect"
-    config.predict.tta = "none"  # 'flips' (4 passes) or 'd4' (8 passes)
     config.predict.mc_samples = 0  # > 0: Monte-Carlo dropout passes per model
     config.predict.seed = 0  # seeds MC dropout
     config.predict.max_band_pixels = 1 << 24  # bounds memory: larger images go in row bands

@@ -59,7 +59,7 @@ class SimulationParams:
     probe_blur_px: float = 1.0
     sem_dose: float = 120.0  # electrons per pixel at full scale (shot noise)
     read_noise: float = 0.015
-    gradient_max: float = 0.25  # max relative brightness change across the image
+    gradient_max: float = 0.2  # max relative brightness change across the image
     brightness_jitter: float = 0.06
     contrast_jitter: float = 0.15
     # EDS
