@@ -73,12 +73,20 @@ def run_quickstart(config: ConfigDict, workdir: str | None) -> Any:
     return quickstart(config, _require_workdir(config, workdir))
 
 
+def run_benchmark(config: ConfigDict, workdir: str | None) -> Any:
+    """Throughput of the U-Net on this machine's devices → <workdir>/benchmark.json + a table."""
+    from socseg_jax.benchmark import run_benchmark as benchmark
+
+    return benchmark(config, _require_workdir(config, workdir))
+
+
 JOBS: dict[str, Callable[[ConfigDict, str | None], Any]] = {
     "prepare": run_prepare,
     "train": run_train,
     "evaluate": run_evaluate,
     "segment": run_segment,
     "quickstart": run_quickstart,
+    "benchmark": run_benchmark,
 }
 
 
