@@ -140,7 +140,8 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
 def load_model(path: str | Path) -> tuple[UNet, UNetConfig, int]:
     """Rebuilds the trained U-Net (eval mode) from a checkpoint alone; returns it, config, step."""
     root, step = resolve_checkpoint(path)
-    with ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
+    options = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False)
+    with ocp.CheckpointManager(root, options=options) as mgr:
         config = saved_model_config(mgr, step)
         model = UNet(config, rngs=nnx.Rngs(0))
         graphdef, _, rest = nnx.split(model, nnx.Param, ...)
