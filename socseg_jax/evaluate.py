@@ -11,17 +11,9 @@ from socseg_jax.metrics import confusion_matrix, segmentation_scores
 
 
 def read_label_map(path: str | Path) -> np.ndarray:
-    """A label image with class ids 0..3 or the study's grey encoding (0, 85, 170, 255)."""
-    raw = np.asarray(io.read_grey(path))
-    values = set(np.unique(raw).astype(int).tolist())
-    if values <= set(range(phases.NUM_CLASSES)):
-        return raw.astype(np.uint8)
-    if values <= set(phases.STUDY_GREY):
-        return np.searchsorted(np.asarray(phases.STUDY_GREY), raw).astype(np.uint8)
-    raise ValueError(
-        f"{path}: label values {sorted(values)[:8]} are neither class ids 0..3 "
-        "nor the grey encoding 0/85/170/255"
-    )
+    """A reference label image as class ids: ids 0..3, the study's grey 0/85/170/255 or
+    ilastik's 1..4 (io.labels_from_values decides; unknown values name the file)."""
+    return io.labels_from_values(io.read_label_values(path), str(path))
 
 
 def score_pairs(

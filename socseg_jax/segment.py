@@ -423,7 +423,9 @@ def _skipped_row(
     if old and old.get("status") in ("ok", "skipped") and old.get("height"):
         return {**old, "status": "skipped", "reason": "outputs exist"}
     try:
-        labels = _decode_labels(tifffile.imread(label_path), opts.label_encoding)
+        labels = io.labels_from_values(
+            tifffile.imread(label_path), str(label_path), opts.label_encoding
+        )
         pixel_size = io.read_pixel_size_nm(job.path) or opts.pixel_size_nm or math.nan
         return _row(job, "skipped", "outputs exist", labels, float(pixel_size))
     except Exception as err:  # noqa: BLE001
@@ -436,12 +438,6 @@ def _remove_stale_temporaries(paths: Any) -> None:
         if path.parent.is_dir():
             for stale in path.parent.glob(glob.escape(f".{path.stem}.") + "*.tmp"):
                 stale.unlink(missing_ok=True)
-
-
-def _decode_labels(stored: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "grey":
-        return np.searchsorted(np.asarray(phases.STUDY_GREY), stored).astype(np.uint8)
-    return stored
 
 
 def _read_summary(path: Path) -> dict[str, dict[str, Any]]:
