@@ -39,6 +39,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from configs import benchmark as benchmark_config  # noqa: E402
+from data_prep import io  # noqa: E402
 from socseg_jax import benchmark as bench  # noqa: E402
 from socseg_jax.models.unet import UNetConfig  # noqa: E402
 
@@ -346,7 +347,7 @@ def main() -> None:
         "results": results,
         "derived": bench.derived_figures(results),
     }
-    bench.write_json_atomic(args.out, report)
+    io.write_json_atomic(args.out, report)
     print(bench.format_table(results, report["derived"]))
     print(f"\n{'ratio (per repetition)':<40}{'median':>8}{'min':>8}{'max':>8}")
     for name, r in ratios.items():

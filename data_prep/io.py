@@ -8,6 +8,7 @@ Every failure names the file or sample.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -700,4 +701,13 @@ def write_tiff_atomic(path: str | os.PathLike, array: np.ndarray, **kwargs) -> N
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file (JSON, HTML) atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """Write JSON atomically; NumPy scalars become numbers, other objects strings."""
+    write_text_atomic(path, json.dumps(payload, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)

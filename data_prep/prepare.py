@@ -98,11 +98,6 @@ class SampleReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Writes JSON under a temporary name, then renames: never a half-written file."""
-    io.write_text_atomic(path, json.dumps(payload, indent=2, default=str))
-
-
 def confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Confusion matrix (rows truth, columns prediction) of class-id maps."""
     n = phases.NUM_CLASSES
@@ -355,7 +350,7 @@ def prepare(
         "samples": [asdict(r) for r in reports],
         "settings": dict(settings),
     }
-    write_json_atomic(output_dir / "prepare_report.json", result)
+    io.write_json_atomic(output_dir / "prepare_report.json", result)
     io.write_text_atomic(output_dir / "prepare_report.html", _report_html(result))
     if scored:
         log.info(

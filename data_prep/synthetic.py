@@ -22,7 +22,6 @@ with +drift), so registering it back needs a shift of ``-drift_yx``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from data_prep.io import atomic_path, write_text_atomic, write_tiff_atomic
+from data_prep.io import atomic_path, write_json_atomic, write_tiff_atomic
 
 ELEMENTS = ("Ni", "O", "Zr", "Y")
 EDS_FILE_NAMES = {"Ni": "Ni Ka1.tif", "O": "O Ka1.tif", "Zr": "Zr La1.tif", "Y": "Y La1.tif"}
@@ -269,10 +268,6 @@ def _sample_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2))
-
-
 def zeiss_sem_tag(pixel_size_nm: float, voltage_kv: float = 15.0, detector: str = "SE2") -> str:
     """Text of a Zeiss ``CZ_SEM`` TIFF tag (34118) as SmartSEM writes it (key line, value line)."""
     lines = [
@@ -404,7 +399,7 @@ def write_sample(
         },
         "registration_shift_yx": [-sample.drift_yx[0], -sample.drift_yx[1]],
     }
-    _write_json_atomic(d / "simulation.json", meta)
+    write_json_atomic(d / "simulation.json", meta)
 
 
 def write_raw_dataset(

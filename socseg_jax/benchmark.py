@@ -11,7 +11,6 @@ reuses these runners and timing helpers to time PyTorch, MONAI and Keras side by
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -28,6 +27,7 @@ import numpy as np
 from flax import nnx
 from ml_collections import ConfigDict
 
+from data_prep import io
 from socseg_jax import distributed, input_pipeline
 from socseg_jax.models.unet import UNet, UNetConfig
 from socseg_jax.optim import make_optimizer
@@ -328,13 +328,6 @@ def format_table(results: dict[str, dict], derived: dict[str, Any] | None = None
     return "\n".join(lines)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Writes JSON to a temporary name, then renames (never a half-written file)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
-
-
 def run_benchmark(config: ConfigDict, workdir: Path) -> dict[str, Any]:
     """Builds every runner, measures them interleaved, writes `<workdir>/benchmark.json` and
     prints the table."""
@@ -349,6 +342,6 @@ def run_benchmark(config: ConfigDict, workdir: Path) -> dict[str, Any]:
     report = {"machine": machine | {"load_average_at_end": list(os.getloadavg())},
               "settings": b.to_dict() | {"model": config.model.to_dict()},
               "results": results, "derived": derived}
-    write_json_atomic(workdir / "benchmark.json", report)
+    io.write_json_atomic(workdir / "benchmark.json", report)
     print(format_table(results, derived))
     return report

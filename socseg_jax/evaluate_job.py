@@ -1,6 +1,5 @@
 """job=evaluate: scores a checkpoint on a prepared split or on full images with references."""
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def evaluate_checkpoint(config: ConfigDict, workdir: str | None) -> dict[str, An
     log.info("checkpoint step %d on %s:\n%s", step, scope, format_scores(scores))
     if workdir:
         Path(workdir).mkdir(parents=True, exist_ok=True)
-        (Path(workdir) / "evaluation.json").write_text(
-            json.dumps({"scope": scope, "step": step, **scores}, indent=2, default=float)
+        io.write_json_atomic(
+            Path(workdir) / "evaluation.json", {"scope": scope, "step": step, **scores}
         )
     return scores

@@ -15,7 +15,7 @@ import tifffile
 from ml_collections import ConfigDict
 
 from data_prep import io, phases, synthetic
-from data_prep.prepare import prepare, write_json_atomic
+from data_prep.prepare import prepare
 from socseg_jax import baselines, checkpoints, figures, segment, train
 from socseg_jax.evaluate import score_pairs
 from socseg_jax.predict import SlidingWindowPredictor, make_model_apply_fn
@@ -54,7 +54,7 @@ def run_quickstart(config: ConfigDict, workdir: Path) -> dict[str, Any]:
 
     log.info("5/5 scoring against the true phases, the EDS labels and multi-Otsu")
     metrics = score_test_images(raw_dir, data_dir, segment_dir, prepared, jobs)
-    write_json_atomic(report_dir / "metrics.json", metrics)
+    io.write_json_atomic(report_dir / "metrics.json", metrics)
     print(summary_table(metrics))
     log.info("report written to %s", report_dir)
     return metrics

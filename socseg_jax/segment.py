@@ -15,8 +15,6 @@ import glob
 import io as _io
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -454,10 +452,7 @@ def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
+    io.write_text_atomic(path, buffer.getvalue())
 
 
 # -- the job ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ successor of `pmap`). Dropout keys are derived from (seed, step) and batch `k` i
 function of (seed, k), so a run restarted from its latest checkpoint continues exactly.
 """
 
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import optax
 from flax import nnx
 from ml_collections import ConfigDict
 
+from data_prep import io
 from data_prep.tfds_builder import dataset_metadata, open_split
 from socseg_jax import checkpoints, distributed, input_pipeline
 from socseg_jax.losses import LOSSES, inverse_frequency_weights, segmentation_loss
@@ -226,7 +226,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
         log.info("%s patches:\n%s", split, format_scores(scores))
         result[split] = scores
     if jax.process_index() == 0:
-        (workdir / "train_result.json").write_text(json.dumps(result, indent=2, default=float))
+        io.write_json_atomic(workdir / "train_result.json", result)
     return result
 
 

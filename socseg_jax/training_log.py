@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from data_prep import io
+
 log = logging.getLogger(__name__)
 
 
@@ -119,7 +121,8 @@ class TrainingLog:
                      [v["val_mean_iou"] for v in self.validations], "C1o-")
             ax2.set_ylabel("validation mean IoU", color="C1")
         fig.tight_layout()
-        fig.savefig(path, dpi=90)
+        with io.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
         plt.close(fig)
 
 
