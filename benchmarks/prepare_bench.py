@@ -4,7 +4,7 @@ Acceptance (issue #3): read, register, label and patch one 2856×4096 sample in 
 2-core CPU with peak memory ≤ 4 GB. The raw sample is simulated first (not timed); preparation
 runs in a fresh child process so that its peak RSS is measured alone.
 
-    python benchmarks/prepare_bench.py [--shape 2856 4096] [--refine] [--out FILE]
+    python benchmarks/prepare_bench.py [--shape 2856 4096] [--refine mean_field|forest|none]
 """
 
 import argparse
@@ -54,7 +54,10 @@ def _registration_error(matrix, sim: dict, shape) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=2, default=(2856, 4096))
-    parser.add_argument("--refine", action="store_true", help="with random-forest refinement")
+    parser.add_argument(
+        "--refine", default="mean_field", choices=("mean_field", "forest", "none"),
+        help="label refinement stage (prepare.refine_labels)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "prepare_bench.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))

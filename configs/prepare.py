@@ -1,7 +1,7 @@
 """Prepare raw SEM + EDS samples into TFDS shards.
 
 python launch.py --config configs/prepare.py --config.raw_dir RAW --config.output_dir DATA
-  [--config.prepare.registration=similarity] [--config.prepare.refine_labels=True]
+  [--config.prepare.registration=similarity] [--config.prepare.refine_labels=mean_field|forest|none]
   [--config.prepare.data_bar=auto|none|<rows>] [--config.prepare.manifest=samples.csv]
 """
 
@@ -23,7 +23,8 @@ def get_config() -> ConfigDict:
     config.prepare.element_pattern = ""  # regex for EDS map names; group 'el' = element
     config.prepare.label_encoding = "auto"  # labels files: auto, ids, grey, ilastik
     config.prepare.registration = "similarity"  # translation, similarity or affine
-    config.prepare.refine_labels = False  # random-forest refinement at SEM resolution
+    # Stage (b) at SEM resolution: mean_field (EDS prior x SEM likelihood), forest, none.
+    config.prepare.refine_labels = "mean_field"
     config.prepare.label_thresholds = ConfigDict({"nio": 0.3, "sem_weight": 0.65, "ysz": 0.5})
     config.prepare.sampler = "grid"  # grid or random (IoU-capped)
     config.prepare.patches_per_image = 0  # random sampler: 0 = as many as the grid

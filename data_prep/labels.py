@@ -2,9 +2,10 @@
 
 Why: the network learns SEM -> phase; the labels come once from EDS chemistry. Two stages:
 (a) ``eds_evidence`` + ``eds_labels``: rule-based decisions from the element evidence, with
-reference levels from the maps' histograms (Otsu) and overridable thresholds; (b) optional
-``refine_labels``: an ilastik-like random forest on multiscale SEM features, trained on the
-confident pixels of (a), relabels the uncertain ones.
+reference levels from the maps' histograms (Otsu) and overridable thresholds; (b) a refinement
+at SEM resolution taught by the confident pixels of (a): ``refine_mean_field`` (default: EDS
+prior x SEM grey-level likelihood, smoothed by mean-field iterations) or ``refine_labels``
+(an ilastik-like random forest on multiscale SEM features).
 Decisions of stage (a), in order:
   * pore vs solid: the sharp SEM image (dark pores) combined with the smoothed total cation
     signal (Ni + Zr + Y), so that pore boundaries follow the SEM and not the blurred EDS;
@@ -26,6 +27,8 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
 from data_prep.phases import NUM_CLASSES
+
+REFINEMENTS = ("mean_field", "forest", "none")
 
 PORE, NIO, NI, YSZ = 0, 1, 2, 3
 NIO_O_RATIO = 0.75  # O in NiO relative to O in YSZ (O atom fractions 0.50 / 0.66)
@@ -300,3 +303,118 @@ def refine_labels(
         out_lab[todo] = forest.classes_[np.argmax(prob, axis=1)].astype(np.uint8)
         out_conf[todo] = order[:, -1] - (order[:, -2] if prob.shape[1] > 1 else 0.0)
     return out_lab.reshape(labels.shape), out_conf.reshape(labels.shape).astype(np.float32)
+
+
+# Refinement (stage b, default): EDS prior x SEM likelihood with mean-field smoothing.
+MF_SEM_SIGMA = 0.7  # SEM denoising (px) before the grey-level likelihood
+MF_CONFIDENT = 0.3  # stage-(a) confidence of the pixels that define the class grey levels
+MF_LEVEL_SIGMA = 24.0  # scale (px) of the class grey-level maps (follows brightness gradients)
+MF_LEVEL_STEP = 8  # the level maps are computed on a grid this much coarser (they are smooth)
+MF_RIM_BINS = 6  # distance-to-pore bins (px) of the bright-rim offset of the solid classes
+MF_SEM_WEIGHT = 0.3  # weight of the SEM log-likelihood against the EDS log-prior
+MF_PAIR_WEIGHT = 4.0  # Potts weight of the mean-field smoothing
+MF_PAIR_SIGMA = 1.0
+MF_ITERATIONS = 5
+MF_SLOPES = (3.0, 3.0, 2.0)  # turn the stage-(a) scores (solid, YSZ, NiO) into probabilities
+MF_FLOOR = 0.02  # smallest prior probability of any class
+
+
+def _eds_log_prior(evidence: Evidence) -> np.ndarray:
+    """(4, H, W) log class probabilities from the stage-(a) scores (sigmoids of the margins)."""
+    k_solid, k_ysz, k_nio = MF_SLOPES
+
+    def sigmoid(x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-x))
+
+    solid = sigmoid(k_solid * evidence.solid_score)
+    ysz = sigmoid(k_ysz * evidence.ysz_score)
+    nio = sigmoid(k_nio * evidence.nio_score)
+    ni_bearing = solid * (1 - ysz)
+    prior = np.stack([1 - solid, ni_bearing * nio, ni_bearing * (1 - nio), solid * ysz])
+    return np.log(prior * (1 - NUM_CLASSES * MF_FLOOR) + MF_FLOOR).astype(np.float32)
+
+
+def _local_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Gaussian-weighted mean of ``values`` over ``mask`` at scale ``MF_LEVEL_SIGMA``.
+
+    Computed on a grid ``MF_LEVEL_STEP`` times coarser and interpolated back: the map is
+    smooth, and the full-resolution filter would dominate the time on a 2856x4096 image.
+    """
+    step = MF_LEVEL_STEP
+    h, w = values.shape
+    ph, pw = -h % step, -w % step
+
+    def coarse(x: np.ndarray) -> np.ndarray:
+        x = np.pad(x.astype(np.float32), ((0, ph), (0, pw)), mode="edge")
+        return x.reshape(x.shape[0] // step, step, x.shape[1] // step, step).mean(axis=(1, 3))
+
+    sigma = MF_LEVEL_SIGMA / step
+    num = ndi.gaussian_filter(coarse(np.where(mask, values, 0.0)), sigma)
+    den = ndi.gaussian_filter(coarse(mask), sigma)
+    fallback = float(values[mask].mean())
+    level = np.where(den > 1e-4, num / np.maximum(den, 1e-4), fallback).astype(np.float32)
+    zoom = ((h + ph) / level.shape[0], (w + pw) / level.shape[1])
+    # Coarse cell centres sit at (step - 1) / 2: shift so that the interpolation lines up.
+    full = ndi.zoom(level, zoom, order=1, mode="nearest", grid_mode=True)
+    return full[:h, :w]
+
+
+def refine_mean_field(
+    sem_norm: np.ndarray,
+    evidence: Evidence,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage (b): re-decide the solid phases by EDS prior x SEM likelihood, mean-field smoothed.
+
+    Why: the EDS maps are blurred over several SEM pixels, the SEM is sharp but ambiguous. The
+    grey level of each class is learnt from the confident stage-(a) pixels as a smooth map
+    (so it follows illumination gradients), plus the bright-rim offset as a function of the
+    distance to the nearest pore; a pixel's class is then the most probable under the EDS
+    prior times that Gaussian likelihood, with Potts smoothing between neighbours. Pores stay
+    where stage (a) put them (its local-midpoint rule is better at pore edges). Returns labels
+    and confidence (for solid pixels, the margin of the two most probable classes).
+    """
+    sem_s = ndi.gaussian_filter(np.asarray(sem_norm, np.float32), MF_SEM_SIGMA)
+    unary = _eds_log_prior(evidence)
+    pore = labels == PORE
+    distance_bin = np.minimum(
+        np.ceil(ndi.distance_transform_edt(~pore)).astype(np.int32), MF_RIM_BINS
+    )
+    sure = confidence >= MF_CONFIDENT
+    for cls in range(NUM_CLASSES):
+        if (labels == cls).mean() < 0.002:  # absent in stage (a): not brought in here
+            unary[cls] -= 1e3
+            continue
+        interior = sure & (labels == cls) & ((distance_bin >= MF_RIM_BINS) | (cls == PORE))
+        if interior.sum() < 200:  # too few examples to learn a grey level from
+            unary[cls] -= MF_SEM_WEIGHT * 20.0
+            continue
+        residual = sem_s - _local_mean(sem_s, interior)
+        rim_offset = np.zeros(MF_RIM_BINS + 1, np.float32)
+        if cls != PORE:
+            for b in range(1, MF_RIM_BINS):
+                near = sure & (labels == cls) & (distance_bin == b)
+                if near.sum() > 50:
+                    rim_offset[b] = np.median(residual[near])
+        residual -= rim_offset[distance_bin]
+        sd = 1.4826 * float(np.median(np.abs(residual[interior]))) + 1e-3
+        unary[cls] += MF_SEM_WEIGHT * (-0.5 * (residual / sd) ** 2 - np.log(sd))
+
+    def normalise(energy: np.ndarray) -> np.ndarray:
+        """Softmax over the class axis, in place (class planes are contiguous: fast)."""
+        energy -= energy.max(axis=0)
+        np.exp(energy, out=energy)
+        energy /= energy.sum(axis=0)
+        return energy
+
+    q = normalise(unary.copy())
+    for _ in range(MF_ITERATIONS):
+        for c in range(NUM_CLASSES):
+            ndi.gaussian_filter(q[c], MF_PAIR_SIGMA, output=q[c])
+        q = normalise(np.multiply(q, MF_PAIR_WEIGHT, out=q) + unary)
+    q[PORE] = -1.0  # pores are not re-decided
+    top2 = np.sort(q, axis=0)[-2:]
+    out_labels = np.where(pore, PORE, q.argmax(axis=0)).astype(np.uint8)
+    out_conf = np.where(pore, confidence, np.clip(top2[1] - top2[0], 0, 1))
+    return out_labels, out_conf.astype(np.float32)

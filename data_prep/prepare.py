@@ -10,7 +10,8 @@ Settings (`configs/prepare.py`; all but the first five optional, read with defau
 patch_size, stride, val_fraction, test_fraction, min_registration_quality;
 manifest (CSV naming the files, else one folder per sample), data_bar (`auto`, rows, `none`),
 element_pattern (regex for EDS file names), label_encoding (`auto`, `ids`, `grey`, `ilastik`),
-registration (`translation`, `similarity`, `affine`), refine_labels (random-forest stage),
+registration (`translation`, `similarity`, `affine`), refine_labels (`mean_field`, `forest`,
+`none`),
 label_thresholds (dict, see `labels.eds_evidence`), sampler (`grid`, `random`),
 patches_per_image, max_patch_iou, augment_to (train records after offline augmentation),
 image_dtype (`uint8`, `uint16`), channels (SEM detectors: sem.tif, sem2.tif, ...), n_jobs.
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "element_pattern": "",
     "label_encoding": "auto",
     "registration": "similarity",
-    "refine_labels": False,
+    "refine_labels": "mean_field",
     "label_thresholds": {},
     "sampler": "grid",
     "patches_per_image": 0,
@@ -171,17 +172,23 @@ def prepare_sample(
         evidence = labels.eds_evidence(sem, aligned, thresholds=thresholds)
         label_map, confidence = labels.eds_labels(sem, aligned, evidence=evidence)
         report.label_source = "EDS"
-        if _setting(settings, "refine_labels"):
+        refinement = _setting(settings, "refine_labels")
+        if refinement != "none":
             stage_a = label_map
-            label_map, confidence = labels.refine_labels(
-                sem,
-                evidence,
-                label_map,
-                confidence,
-                seed=seed,
-                n_jobs=int(_setting(settings, "n_jobs")),
-            )
-            report.label_source = "EDS + random-forest refinement"
+            if refinement == "mean_field":
+                label_map, confidence = labels.refine_mean_field(
+                    sem, evidence, label_map, confidence
+                )
+            else:
+                label_map, confidence = labels.refine_labels(
+                    sem,
+                    evidence,
+                    label_map,
+                    confidence,
+                    seed=seed,
+                    n_jobs=int(_setting(settings, "n_jobs")),
+                )
+            report.label_source = f"EDS + {refinement.replace('_', '-')} refinement"
         report.seconds["label"] = time.perf_counter() - t
     counts = np.bincount(label_map.ravel(), minlength=phases.NUM_CLASSES)
     report.class_fractions = (counts / counts.sum()).round(4).tolist()
@@ -282,6 +289,11 @@ def prepare(
     ValueError when no sample could be prepared.
     """
     raw_dir, output_dir = Path(raw_dir), Path(output_dir)
+    refinement = _setting(settings, "refine_labels")
+    if refinement not in labels.REFINEMENTS:
+        raise ValueError(
+            f"prepare.refine_labels must be one of {labels.REFINEMENTS}, got {refinement!r}"
+        )
     samples = _discover(raw_dir, settings)
     for sub in ("images", "labels", "qa"):
         (output_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -102,13 +102,38 @@ def test_compiles_once_per_bucket():
     )
     for shape in [(37, 53), (100, 70), (128, 128), (10, 10)]:  # all in the 128x128 bucket
         predictor.predict_proba(np.zeros(shape, np.float32))
-    assert traces == [(4, PATCH, PATCH, 1)]
+    assert set(traces) == {(predictor.micro_batch, PATCH, PATCH, 1)}
+    assert predictor.trace_counts["apply"] == 1
     assert predictor.trace_counts["extract"] == 1
     assert predictor.trace_counts["accumulate"] == 1
     assert predictor.trace_counts["normalise"] == 1
+    traced = len(traces)
     predictor.predict_proba(np.zeros((130, 40), np.float32))  # new bucket: model not retraced
-    assert len(traces) == 1
+    assert len(traces) == traced
     assert predictor.trace_counts["accumulate"] == 2
+
+
+def test_micro_batches_skip_dummy_windows_and_match_whole_batches():
+    executed = []
+
+    def counting_model(batch):
+        jax.debug.callback(lambda: executed.append(1))
+        return pixelwise_model(batch)
+
+    image = np.random.default_rng(5).random((PATCH, PATCH + 2 * 8), dtype=np.float32)
+    results = {}
+    for micro in (1, 2, 4):
+        executed.clear()
+        predictor = SlidingWindowPredictor(
+            counting_model, patch_size=PATCH, stride=8, batch_size=4, micro_batch=micro
+        )
+        results[micro] = predictor.predict_proba(image)
+        # 3 windows in one batch of 4: groups of only dummy windows are not run.
+        assert len(executed) == {1: 3, 2: 2, 4: 1}[micro]
+    np.testing.assert_allclose(results[1], results[4], atol=1e-6)
+    np.testing.assert_allclose(results[2], results[4], atol=1e-6)
+    with pytest.raises(ValueError, match="micro_batch"):
+        SlidingWindowPredictor(pixelwise_model, patch_size=PATCH, batch_size=4, micro_batch=3)
 
 
 def test_bad_inputs():

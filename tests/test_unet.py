@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from socseg_jax.models.unet import ConvTranspose2x2, UNet, UNetConfig, _dropout_base_key
+from socseg_jax.models.unet import (
+    ConvTranspose2x2,
+    Dropout,
+    UNet,
+    UNetConfig,
+    _dropout_base_key,
+)
 
 SMALL = dict(features=(4, 8, 16), encoder_dropout=(0.1, 0.1, 0.2), decoder_dropout=(0.2, 0.1))
 TINY = dict(features=(4, 8), encoder_dropout=(0.3, 0.3), decoder_dropout=(0.3,))
@@ -95,6 +101,31 @@ def test_dropout_train_vs_eval():
     assert not np.allclose(a, e1)
     model.train()
     np.testing.assert_array_equal(a, jit_call(model, x, jax.random.key(1)))
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3])
+def test_hash_dropout_mask_statistics(rate):
+    x = jnp.ones((4, 64, 64, 16))
+    drop = Dropout(rate)
+    a = np.asarray(drop(x, rngs=jax.random.key(0)))
+    b = np.asarray(drop(x, rngs=jax.random.key(1)))
+    np.testing.assert_array_equal(a, np.asarray(drop(x, rngs=jax.random.key(0))))  # reproducible
+    keep = 1.0 - rate
+    n = a.size
+    tol = 5 * np.sqrt(keep * rate / n)  # 5 binomial standard deviations
+    ka, kb = a > 0, b > 0
+    assert abs(ka.mean() - keep) < tol and abs(kb.mean() - keep) < tol
+    np.testing.assert_allclose(a[ka], 1.0 / keep, rtol=1e-6)  # inverted-dropout scaling
+    assert abs(a.mean() - 1.0) < 5 * tol  # unbiased on average
+    # Independent across keys and between neighbouring elements along every axis.
+    assert abs((ka & kb).mean() - keep**2) < 2 * tol
+    for axis in range(4):
+        pair = np.take(ka, range(1, ka.shape[axis]), axis) & np.take(
+            ka, range(ka.shape[axis] - 1), axis
+        )
+        assert abs(pair.mean() - keep**2) < 4 * tol, axis
+    drop.deterministic = True
+    np.testing.assert_array_equal(np.asarray(drop(x)), np.asarray(x))
 
 
 def test_zero_dropout_needs_no_key():
