@@ -25,14 +25,17 @@ def main(argv: list[str]) -> None:
     logging.getLogger().setLevel(logging.INFO)
     for noisy in ("absl", "jax._src", "orbax", "tensorflow_datasets", "grain"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from socseg_jax.jobs import run_job
-
     config = _CONFIG.value
     try:
         config.get("job")  # ml_collections reports a missing config file only on first use
     except OSError as err:
         _fail(f"cannot load the --config file: {str(err).strip().splitlines()[-1].strip()}")
+    from socseg_jax import host_devices  # before jax is imported: XLA reads its flags once
+
     try:
+        host_devices.configure(config)
+        from socseg_jax.jobs import run_job
+
         run_job(config, _WORKDIR.value)
     except USER_ERRORS as err:
         if os.environ.get("SOCSEG_DEBUG"):

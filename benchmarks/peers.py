@@ -9,8 +9,9 @@ Peers (extra `bench`: torch, monai, keras):
   (256 windows, the same overlap, gaussian blending with sigma 1/8, reflect padding, softmax);
 * Keras 3 on the JAX backend running the study's model definition (`train_on_batch`).
 
-Fairness: same batch sizes and shapes, same thread count (XLA's CPU client uses every core by
-default; torch.set_num_threads is set to the same number, `--threads`), compilation and
+Fairness: same batch sizes and shapes, same cores (the project runs as `launch.py` runs it:
+one XLA CPU device per core, each batch split over them; torch.set_num_threads is set to the
+number of cores, `--threads`), compilation and
 warm-up excluded (reported apart), every workload interleaved with the others in rotated order
 for `repetitions` rounds, so ratios are per-round pairs; medians and spread are reported.
 
@@ -39,6 +40,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from configs import benchmark as benchmark_config  # noqa: E402
+from socseg_jax import host_devices  # noqa: E402
+
+# As launch.py does for every job: one XLA CPU device per core, set before jax starts.
+host_devices.configure(benchmark_config.get_config("quick"))
+
 from data_prep import io  # noqa: E402
 from socseg_jax import benchmark as bench  # noqa: E402
 from socseg_jax.models.unet import UNetConfig  # noqa: E402

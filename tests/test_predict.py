@@ -1,5 +1,10 @@
 """Tests for sliding-window prediction: tiling, blending weights, exactness, compilation."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +21,7 @@ from socseg_jax.predict import (
 )
 
 PATCH = 32
+ROOT = Path(__file__).resolve().parents[1]
 LINEAR = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32) * 3.0
 
 
@@ -121,19 +127,48 @@ def test_micro_batches_skip_dummy_windows_and_match_whole_batches():
         return pixelwise_model(batch)
 
     image = np.random.default_rng(5).random((PATCH, PATCH + 2 * 8), dtype=np.float32)
+    devices = jax.local_device_count() if 4 % jax.local_device_count() == 0 else 1
     results = {}
-    for micro in (1, 2, 4):
+    # 3 windows in one batch of 4: groups of only dummy windows are not run.
+    for micro, runs in ((1, 3), (2, 2), (4 // devices, devices)):
         executed.clear()
         predictor = SlidingWindowPredictor(
             counting_model, patch_size=PATCH, stride=8, batch_size=4, micro_batch=micro
         )
         results[micro] = predictor.predict_proba(image)
-        # 3 windows in one batch of 4: groups of only dummy windows are not run.
-        assert len(executed) == {1: 3, 2: 2, 4: 1}[micro]
-    np.testing.assert_allclose(results[1], results[4], atol=1e-6)
-    np.testing.assert_allclose(results[2], results[4], atol=1e-6)
+        assert len(executed) == runs, micro
+    np.testing.assert_allclose(results[1], results[4 // devices], atol=1e-6)
+    np.testing.assert_allclose(results[2], results[4 // devices], atol=1e-6)
     with pytest.raises(ValueError, match="micro_batch"):
         SlidingWindowPredictor(pixelwise_model, patch_size=PATCH, batch_size=4, micro_batch=3)
+
+
+def test_windows_split_over_host_devices_give_the_same_maps(tmp_path):
+    """Two CPU devices (one per core, as launch.py sets up) predict what one device does."""
+    code = """
+import numpy as np, jax
+from flax import nnx
+from socseg_jax.models.unet import UNet, UNetConfig
+from socseg_jax.predict import SlidingWindowPredictor, make_model_apply_fn
+model = UNet(UNetConfig(features=(4, 8), encoder_dropout=(0, 0), decoder_dropout=(0,)),
+             rngs=nnx.Rngs(0))
+image = np.random.default_rng(0).random((70, 90), dtype=np.float32)
+p = SlidingWindowPredictor(make_model_apply_fn(model), patch_size=32, stride=16, batch_size=4)
+np.save("OUT", p.predict_proba(image))
+print(jax.local_device_count(), p._window_sharding is not None)
+"""
+    out = {}
+    for devices in (1, 2):
+        path = tmp_path / f"proba{devices}.npy"
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        proc = subprocess.run(
+            [sys.executable, "-c", code.replace("OUT", str(path))],
+            env=env, capture_output=True, text=True, cwd=ROOT, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.split() == [str(devices), str(devices > 1)]
+        out[devices] = np.load(path)
+    np.testing.assert_allclose(out[2], out[1], atol=1e-6)
 
 
 def test_bad_inputs():
