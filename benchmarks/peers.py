@@ -267,7 +267,7 @@ def main() -> None:
         "--threads",
         type=int,
         default=os.cpu_count(),
-        help="torch threads; XLA's CPU client uses every core",
+        help="torch threads (default: every core); the project uses one XLA device per core",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "peers.json")
     parser.add_argument("--only", choices=("all", "sliding"), default="all",
@@ -345,7 +345,7 @@ def main() -> None:
         | {
             "load_average_at_end": list(os.getloadavg()),
             "torch_threads": torch.get_num_threads(),
-            "xla_cpu_threads": "default (every core)",
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
         },
         "settings": b.to_dict() | {"preset": args.preset, "model": config.model.to_dict()},
         **{name: r["median"] for name, r in ratios.items()},

@@ -143,6 +143,9 @@ def main() -> None:
     if args.rss_child:
         _rss_child(args.rss_child, args.rss_stride, args.batch_size)
         return
+    from socseg_jax import host_devices
+
+    host_devices.configure({"batch_size": args.batch_size})  # as launch.py: a device per core
     import jax
 
     shape = (512, 768) if args.quick else (2856, 4096)
@@ -152,7 +155,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average_at_start": os.getloadavg(),
             "jax": jax.__version__,
-            "device": str(jax.devices()[0]),
+            "devices": [str(d) for d in jax.devices()],
             "note": "shared machine: other jobs ran at the same time; figures are indicative",
         },
         "image": f"{shape[0]}x{shape[1]}",
