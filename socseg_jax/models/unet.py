@@ -186,7 +186,7 @@ class Dropout(nnx.Module):
 
     Why not ``nnx.Dropout``: its mask comes from ``jax.random.bernoulli`` (threefry), whose
     random bits are an un-fused pass over every activation; on a 2-core CPU the study U-Net
-    trained 13 % slower with it than without dropout, and 1-2 % slower with this mask
+    trained 13 % slower with it than without dropout, and 3 % slower with this mask
     (``benchmarks/RESULTS.md``). The mask of element ``i`` is
     ``hash(hash(i) ^ seed) < keep * 2**32`` with ``seed`` drawn from the call's PRNG key, so
     masks are reproducible, differ per key and per element, and need no stored state; the
