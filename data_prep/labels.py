@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.special import expit
 from skimage.filters import threshold_otsu
 
 from data_prep.phases import NUM_CLASSES
@@ -322,13 +323,9 @@ MF_FLOOR = 0.02  # smallest prior probability of any class
 def _eds_log_prior(evidence: Evidence) -> np.ndarray:
     """(4, H, W) log class probabilities from the stage-(a) scores (sigmoids of the margins)."""
     k_solid, k_ysz, k_nio = MF_SLOPES
-
-    def sigmoid(x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-x))
-
-    solid = sigmoid(k_solid * evidence.solid_score)
-    ysz = sigmoid(k_ysz * evidence.ysz_score)
-    nio = sigmoid(k_nio * evidence.nio_score)
+    solid = expit(k_solid * evidence.solid_score)
+    ysz = expit(k_ysz * evidence.ysz_score)
+    nio = expit(k_nio * evidence.nio_score)
     ni_bearing = solid * (1 - ysz)
     prior = np.stack([1 - solid, ni_bearing * nio, ni_bearing * (1 - nio), solid * ysz])
     return np.log(prior * (1 - NUM_CLASSES * MF_FLOOR) + MF_FLOOR).astype(np.float32)
@@ -383,10 +380,12 @@ def refine_mean_field(
     )
     sure = confidence >= MF_CONFIDENT
     for cls in range(NUM_CLASSES):
-        if (labels == cls).mean() < 0.002:  # absent in stage (a): not brought in here
+        in_class = labels == cls
+        if in_class.mean() < 0.002:  # absent in stage (a): not brought in here
             unary[cls] -= 1e3
             continue
-        interior = sure & (labels == cls) & ((distance_bin >= MF_RIM_BINS) | (cls == PORE))
+        sure_in_class = sure & in_class
+        interior = sure_in_class & ((distance_bin >= MF_RIM_BINS) | (cls == PORE))
         if interior.sum() < 200:  # too few examples to learn a grey level from
             unary[cls] -= MF_SEM_WEIGHT * 20.0
             continue
@@ -394,7 +393,7 @@ def refine_mean_field(
         rim_offset = np.zeros(MF_RIM_BINS + 1, np.float32)
         if cls != PORE:
             for b in range(1, MF_RIM_BINS):
-                near = sure & (labels == cls) & (distance_bin == b)
+                near = sure_in_class & (distance_bin == b)
                 if near.sum() > 50:
                     rim_offset[b] = np.median(residual[near])
         residual -= rim_offset[distance_bin]

@@ -208,11 +208,7 @@ class Dropout(nnx.Module):
             raise ValueError(f"Dropout supports arrays of < 2**32 elements, got {x.shape}")
         threshold = min(round((1.0 - self.rate) * 2.0**32), 2**32 - 1)
         seed = jax.random.bits(rngs, (), jnp.uint32)
-        index = jnp.zeros(x.shape, jnp.uint32)
-        stride = 1
-        for axis in reversed(range(x.ndim)):
-            index = index + jax.lax.broadcasted_iota(jnp.uint32, x.shape, axis) * np.uint32(stride)
-            stride *= x.shape[axis]
+        index = jax.lax.iota(jnp.uint32, x.size).reshape(x.shape)  # row-major element index
         keep = _hash32(_hash32(index) ^ seed) < np.uint32(threshold)
         return jnp.where(keep, x * (2.0**32 / threshold), 0).astype(x.dtype)
 
