@@ -131,7 +131,8 @@ def register_eds(
         raise RegistrationError("no EDS maps to register")
     shapes = {m.shape for m in eds.values()}
     if len(shapes) != 1:
-        raise RegistrationError(f"EDS maps have different shapes: {sorted(shapes)}")
+        sizes = ", ".join(f"{el} {m.shape}" for el, m in sorted(eds.items()))
+        raise RegistrationError(f"EDS maps must share one grid, got {sizes}")
     sem = np.asarray(sem_norm, dtype=np.float32)
     h, w = sem.shape
     he, we = next(iter(shapes))

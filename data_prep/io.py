@@ -473,12 +473,22 @@ class SampleFiles:
     extra_sem: tuple[Path, ...] = ()  # further detectors (channels 2..N), same field of view
 
 
-def sample_files(sample_dir: str | os.PathLike) -> SampleFiles:
-    """The files of a sample folder in the raw layout (DESIGN.md)."""
+def _eds_folder(d: Path) -> Path:
+    """The sample's ``eds`` sub-folder, matched case-insensitively (``EDS`` from Windows)."""
+    if d.is_dir():
+        for sub in sorted(d.iterdir()):
+            if sub.is_dir() and sub.name.lower() == "eds":
+                return sub
+    return d / "eds"
+
+
+def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> SampleFiles:
+    """The files of a sample folder in the raw layout (DESIGN.md); ``name`` defaults to the
+    folder's name."""
     d = Path(sample_dir)
-    eds: Path | None = d / "eds"
+    eds: Path | None = _eds_folder(d)
     h5 = [f for f in sorted(d.glob("**/*")) if f.suffix.lower() in H5OINA_EXTS and f.is_file()]
-    if h5 and not find_eds_maps(d / "eds"):
+    if h5 and not find_eds_maps(eds):
         eds = h5[0]
     extra = []
     for i in range(2, 10):
@@ -487,7 +497,7 @@ def sample_files(sample_dir: str | os.PathLike) -> SampleFiles:
             break
         extra.append(f)
     sem, labels = _find_one(d, "sem", IMAGE_EXTS), _find_one(d, "labels", LABEL_EXTS)
-    return SampleFiles(d.name, sem, eds, labels, extra_sem=tuple(extra))
+    return SampleFiles(name or d.name, sem, eds, labels, extra_sem=tuple(extra))
 
 
 def read_manifest(path: str | os.PathLike) -> list[SampleFiles]:
@@ -652,21 +662,60 @@ def read_raw_sample(
     return RawSample(name, sem, eds, labels, pixel, metadata, extra)
 
 
-def discover_samples(raw_dir: str | os.PathLike) -> list[Path]:
-    """Sorted sample folders (non-hidden sub-folders) of ``raw_dir``.
+# Folders that archives and operating systems leave behind: never samples.
+SYSTEM_FOLDERS = frozenset(
+    {"__macosx", "@eadir", "$recycle.bin", "system volume information", "__pycache__"}
+)
+MAX_GROUP_DEPTH = 3  # grouping folders (e.g. <raw_dir>/<date>/<sample>) searched this deep
 
+
+def _is_sample_folder(d: Path) -> bool:
+    """True when ``d`` holds a sample's own files (SEM, labels, an eds folder or H5OINA)."""
+    for f in d.iterdir():
+        low = f.name.lower()
+        if f.is_dir() and low == "eds":
+            return True
+        if f.is_file() and (Path(low).stem in ("sem", "labels") or f.suffix.lower() in H5OINA_EXTS):
+            return True
+    return False
+
+
+def _sub_folders(d: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in d.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name.lower() not in SYSTEM_FOLDERS
+    )
+
+
+def discover_samples(raw_dir: str | os.PathLike) -> list[SampleFiles]:
+    """The samples under ``raw_dir``, sorted: its sub-folders, skipping hidden and system ones.
+
+    A sub-folder without sample files of its own but with sub-folders is a grouping folder
+    (``<raw_dir>/<date>/<sample>``): its samples are found inside it, named by their path
+    relative to ``raw_dir`` with ``/`` turned into ``__``. Any other folder is returned as a
+    sample, so that an empty or incomplete one is reported by name instead of ignored.
     Raises FileNotFoundError when raw_dir does not exist and SampleError when it holds no
     sample folders.
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw_dir {raw_dir} does not exist or is not a folder")
-    samples = sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not samples:
+    found: list[SampleFiles] = []
+    todo = [(p, 1) for p in _sub_folders(raw_dir)]
+    while todo:
+        folder, depth = todo.pop(0)
+        children = _sub_folders(folder)
+        if not _is_sample_folder(folder) and children and depth < MAX_GROUP_DEPTH:
+            todo += [(c, depth + 1) for c in children]
+            continue
+        name = "__".join(folder.relative_to(raw_dir).parts)
+        found.append(sample_files(folder, name))
+    if not found:
         raise SampleError(
             f"raw_dir {raw_dir} holds no sample folders (expected <raw_dir>/<sample>/sem.tif)"
         )
-    return samples
+    return sorted(found, key=lambda s: s.name)
 
 
 @contextlib.contextmanager

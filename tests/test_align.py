@@ -76,3 +76,9 @@ def test_affine_and_bad_transform_name():
     assert _max_error(res.matrix, _true_matrix(s, (256, 256)), (256, 256)) < 1.0
     with pytest.raises(ValueError, match="transform"):
         register_eds(normalize_sem(s.sem), s.eds, transform="elastic")
+
+
+def test_maps_on_different_grids_named():
+    eds = {"Ni": np.ones((8, 8)), "O": np.ones((4, 4)), "Zr": np.ones((8, 8))}
+    with pytest.raises(RegistrationError, match=r"O \(4, 4\)"):
+        register_eds(np.zeros((16, 16), np.float32), eds)

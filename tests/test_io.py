@@ -118,7 +118,7 @@ def test_read_raw_sample_ok(tmp_path):
     assert s.name == "s1" and s.sem.shape == (16, 16) and s.labels is None
     assert set(s.eds) == {"Ni", "O", "Zr", "Y"}
     assert abs(s.pixel_size_nm - 25.0) < 1e-6
-    assert [p.name for p in discover_samples(tmp_path)] == ["s1"]
+    assert [s.name for s in discover_samples(tmp_path)] == ["s1"]
 
 
 def test_missing_element_map_names_sample(tmp_path):
@@ -156,6 +156,23 @@ def test_labels_grey_and_unknown_values(tmp_path):
     skimage.io.imsave(d / "labels.png", grey, check_contrast=False)
     with pytest.raises(SampleError, match=r"lab.*unknown values \[42\]"):
         read_raw_sample(d)
+
+
+def test_discover_samples_in_messy_folders(tmp_path):
+    """Grouping folders are searched, system folders skipped, an 'EDS' folder is the eds one."""
+    _make_sample(tmp_path / "2024-03", name="cellA")
+    upper = _make_sample(tmp_path, name="cellB")
+    (upper / "eds").rename(upper / "EDS")
+    for junk in ("__MACOSX", ".git", "@eaDir"):
+        (tmp_path / junk / "x").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    found = discover_samples(tmp_path)
+    assert [s.name for s in found] == ["2024-03__cellA", "cellB", "empty"]
+    grouped = read_raw_sample(found[0])
+    assert grouped.name == "2024-03__cellA" and set(grouped.eds) == {"Ni", "O", "Zr", "Y"}
+    assert set(read_raw_sample(found[1]).eds) == {"Ni", "O", "Zr", "Y"}
+    with pytest.raises(SampleError, match="'empty'.*missing SEM"):
+        read_raw_sample(found[2])
 
 
 def test_discover_samples_errors(tmp_path):
