@@ -266,8 +266,9 @@ def refine_labels(
     on sharp SEM features, taught by the pixels where the chemistry is unambiguous, puts the
     boundaries where the SEM shows them. Returns labels and a confidence that, for relabelled
     pixels, is the forest's class probability margin. On the simulator it changes the pooled
-    mean IoU by < 0.01 either way (its per-pixel SEM noise caps even a forest trained on the
-    true phases at ~0.94), so `prepare` runs it only with `refine_labels=True`.
+    mean IoU by < 0.01 either way (the same forest trained on the true phases instead reaches
+    0.915: `benchmarks/label_quality.py`), so `prepare` runs it only when
+    `refine_labels="forest"`.
     """
     from sklearn.ensemble import RandomForestClassifier
 

@@ -137,11 +137,23 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     )
 
 
+def _drop_read_only_notice(record: logging.LogRecord) -> bool:
+    """Orbax warns 'Given directory is read only' on every read-only open, which is what
+    loading a model for `segment`/`evaluate` asks for: not worth a warning to the user."""
+    return not str(record.msg).startswith("Given directory is read only")
+
+
 def load_model(path: str | Path) -> tuple[UNet, UNetConfig, int]:
     """Rebuilds the trained U-Net (eval mode) from a checkpoint alone; returns it, config, step."""
     root, step = resolve_checkpoint(path)
     options = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False)
-    with ocp.CheckpointManager(root, options=options) as mgr:
+    absl_log = logging.getLogger("absl")
+    absl_log.addFilter(_drop_read_only_notice)
+    try:
+        mgr = ocp.CheckpointManager(root, options=options)
+    finally:
+        absl_log.removeFilter(_drop_read_only_notice)
+    with mgr:
         config = saved_model_config(mgr, step)
         model = UNet(config, rngs=nnx.Rngs(0))
         graphdef, _, rest = nnx.split(model, nnx.Param, ...)

@@ -40,6 +40,12 @@ def checkpoint_dir(tmp_path_factory) -> Path:
     return workdir
 
 
+def test_loading_a_model_does_not_warn(checkpoint_dir, caplog):
+    with caplog.at_level("WARNING"):
+        checkpoints.load_model(checkpoint_dir)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+
+
 def messy_archive(root: Path) -> tuple[list[str], dict[str, str]]:
     """Valid images (relative paths) and invalid files with a word their reason must contain."""
     rng = np.random.default_rng(0)
