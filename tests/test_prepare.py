@@ -9,7 +9,7 @@ import skimage.io
 import tifffile
 
 from data_prep import synthetic
-from data_prep.prepare import prepare
+from data_prep.prepare import prepare, prepare_sample
 from data_prep.tfds_builder import dataset_metadata, open_split
 
 SETTINGS = {
@@ -152,3 +152,17 @@ def test_two_detector_channels(tmp_path):
     (next(raw.iterdir()) / "sem2.tif").unlink()
     rep = prepare(raw, tmp_path / "out3", SETTINGS | {"channels": 2}, seed=0)
     assert "2 channels configured" in rep["failed"][0]["reason"]
+
+
+def test_coarse_eds_maps_warned(tmp_path, caplog):
+    raw = tmp_path / "raw"
+    synthetic.write_raw_dataset(raw, 1, seed=2, shape=(256, 256), oxidation_times=(30,),
+                                eds_downsample=8)
+    with caplog.at_level("WARNING"):
+        _, rep = prepare_sample(next(raw.iterdir()), tmp_path / "out", 0.3, SETTINGS)
+    assert rep.status == "ok" and len(rep.warnings) == 1
+    assert "8.0x coarser" in rep.warnings[0] and "8.0x coarser" in caplog.text
+    fine = tmp_path / "fine"
+    synthetic.write_raw_dataset(fine, 1, seed=2, shape=(256, 256), oxidation_times=(30,))
+    _, rep = prepare_sample(next(fine.iterdir()), tmp_path / "out2", 0.3, SETTINGS)
+    assert rep.status == "ok" and rep.warnings == []
