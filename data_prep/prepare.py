@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_prep import align, io, labels, phases
+from data_prep import align, io, labels, phases, qa_pictures
 from data_prep.patches import SPLITS, sample_origins, split_by_source
 from data_prep.tfds_builder import PreparedSample, build_dataset
 
@@ -158,6 +158,7 @@ def prepare_sample(
     )
     report.seconds["read"] = time.perf_counter() - t0
     stage_a = None
+    aligned = None
     if raw.labels is not None:
         label_map = raw.labels.astype(np.uint8)
         confidence = np.ones(label_map.shape, np.float32)
@@ -231,7 +232,16 @@ def prepare_sample(
     view = (slice(None, None, step), slice(None, None, step))
     title = f"{raw.name} labels" + (f" (1:{step} preview)" if step > 1 else "")
     phases.save_overlay_png(qa / f"{raw.name}_overlay.png", sem[view], label_map[view], title)
-    _save_confidence_png(qa / f"{raw.name}_confidence.png", confidence[view], raw.name)
+    qa_pictures.save_confidence_png(qa / f"{raw.name}_confidence.png", confidence[view], raw.name)
+    if aligned is not None:
+        rot = report.rotation_deg or 0.0
+        qa_pictures.save_registration_png(
+            qa / f"{raw.name}_registration.png",
+            sem[view],
+            {el: m[view] for el, m in aligned.items()},
+            f"{raw.name}: EDS shift ({report.shift_yx[0]:.1f}, {report.shift_yx[1]:.1f}) px, "
+            f"rotation {rot:.2f}°, quality {report.registration_quality:.2f}",
+        )
     report.seconds["write"] = time.perf_counter() - t
     report.seconds = {k: round(v, 3) for k, v in report.seconds.items()}
     return paths, report
@@ -262,25 +272,6 @@ def _score_against_truth(
         cm_a = confusion(truth, stage_a)
         report.truth_miou_without_refinement = round(mean_iou(cm_a), 4)
         report.truth_confusion_without_refinement = cm_a.tolist()
-
-
-def _save_confidence_png(path: Path, confidence: np.ndarray, name: str) -> None:
-    """Label-confidence map as a PNG (viridis), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    h, w = confidence.shape
-    scale = 6.0 / max(h, w)
-    fig = Figure(figsize=(max(w * scale, 3.0) + 1.2, max(h * scale, 3.0)), dpi=100)
-    ax = fig.add_axes((0.0, 0.0, 0.82, 0.92))
-    im = ax.imshow(confidence, vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
-    ax.set_axis_off()
-    fig.suptitle(f"{name} label confidence", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.05)
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
 
 
 def _discover(raw_dir: Path, settings: Mapping[str, Any]) -> list[Path | io.SampleFiles]:
@@ -415,6 +406,11 @@ def _report_html(result: Mapping[str, Any]) -> str:
         img = (
             f'<img src="qa/{esc(s["name"])}_overlay.png" height="160">'
             f'<img src="qa/{esc(s["name"])}_confidence.png" height="160">'
+            + (
+                f'<img src="qa/{esc(s["name"])}_registration.png" height="160">'
+                if s["registration_quality"] is not None
+                else ""
+            )
             if s["status"] == "ok"
             else ""
         )
@@ -437,9 +433,7 @@ def _report_html(result: Mapping[str, Any]) -> str:
         + summary
         + "<table border=1 cellpadding=4><tr><th>sample</th><th>status</th>"
         "<th>reason or warning</th><th>registration</th><th>pore/NiO/Ni/YSZ %</th>"
-        "<th>mIoU vs truth</th><th>QA</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        "<th>mIoU vs truth</th><th>QA</th></tr>" + "".join(rows) + "</table>"
     )
 
 

@@ -101,6 +101,8 @@ def test_outputs_per_sample_and_truth_score(report):
         assert (out / "labels" / f"{s['name']}_confidence.tif").is_file()
         assert (out / "qa" / f"{s['name']}_overlay.png").is_file()
         assert (out / "qa" / f"{s['name']}_confidence.png").is_file()
+        registration = skimage.io.imread(out / "qa" / f"{s['name']}_registration.png")
+        assert registration.ndim == 3 and registration.shape[1] > registration.shape[0]
         assert s["truth_miou"] > 0.75
     zeiss = next(s for s in ok if s["name"] == "zeiss_h5oina")
     assert zeiss["metadata"]["data_bar_rows"] == 16 and zeiss["pixel_size_nm"] == 40.0
@@ -166,3 +168,15 @@ def test_coarse_eds_maps_warned(tmp_path, caplog):
     synthetic.write_raw_dataset(fine, 1, seed=2, shape=(256, 256), oxidation_times=(30,))
     _, rep = prepare_sample(next(fine.iterdir()), tmp_path / "out2", 0.3, SETTINGS)
     assert rep.status == "ok" and rep.warnings == []
+
+
+def test_element_composite_colours():
+    from data_prep.qa_pictures import element_composite
+
+    sem = np.zeros((4, 4), np.float32)
+    ni = np.zeros((4, 4), np.float32)
+    ni[:, 2:] = 10.0  # Ni on the right half only: green there, black elsewhere
+    rgb = element_composite(sem, {"Ni": ni, "O": np.zeros((4, 4)), "Zr": np.zeros((4, 4))})
+    assert rgb.dtype == np.uint8 and rgb.shape == (4, 4, 3)
+    np.testing.assert_array_equal(rgb[:, 2:], [[[0, 128, 0]] * 2] * 4)
+    assert rgb[:, :2].max() == 0
