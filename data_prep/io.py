@@ -482,11 +482,39 @@ def _eds_folder(d: Path) -> Path:
     return d / "eds"
 
 
+# SEM images as AZtec and SEM software name them in an export folder ("Electron Image 1.tif").
+_ELECTRON_IMAGE_RE = re.compile(r"^(electron image|se image|bse image|sem image)", re.IGNORECASE)
+
+
+def _electron_image(folders: tuple[Path, ...]) -> Path | None:
+    """The first image named like an exported electron image in ``folders``, or None."""
+    for folder in folders:
+        if folder.is_dir():
+            for f in sorted(folder.iterdir()):
+                if (
+                    f.is_file()
+                    and f.suffix.lower() in IMAGE_EXTS
+                    and _ELECTRON_IMAGE_RE.match(f.stem)
+                ):
+                    return f
+    return None
+
+
+def _has_flat_eds_maps(d: Path) -> bool:
+    """True when ``d`` itself holds maps of at least two of the required elements: an AZtec
+    export folder, with the maps beside the electron image instead of in ``eds/``."""
+    maps = find_eds_maps(d)
+    return sum(el in maps for el in REQUIRED_ELEMENTS) >= 2
+
+
 def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> SampleFiles:
     """The files of a sample folder in the raw layout (DESIGN.md); ``name`` defaults to the
-    folder's name."""
+    folder's name. Also accepted: an AZtec-style export folder, element maps beside the SEM
+    image (``Electron Image 1.tif`` when there is no ``sem.tif``), without an ``eds`` folder."""
     d = Path(sample_dir)
     eds: Path | None = _eds_folder(d)
+    if not eds.is_dir() and _has_flat_eds_maps(d):
+        eds = d
     h5 = [f for f in sorted(d.glob("**/*")) if f.suffix.lower() in H5OINA_EXTS and f.is_file()]
     if h5 and not find_eds_maps(eds):
         eds = h5[0]
@@ -496,7 +524,8 @@ def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> Samp
         if f is None:
             break
         extra.append(f)
-    sem, labels = _find_one(d, "sem", IMAGE_EXTS), _find_one(d, "labels", LABEL_EXTS)
+    sem = _find_one(d, "sem", IMAGE_EXTS) or _electron_image((d, _eds_folder(d)))
+    labels = _find_one(d, "labels", LABEL_EXTS)
     return SampleFiles(name or d.name, sem, eds, labels, extra_sem=tuple(extra))
 
 
@@ -577,7 +606,9 @@ def read_raw_sample(
     h5: H5OinaMaps | None = None
     is_h5 = files.eds is not None and files.eds.suffix.lower() in H5OINA_EXTS
     if files.sem is None and not is_h5:
-        raise SampleError(f"{where}: missing SEM image (sem.tif/.png/.jpg)")
+        raise SampleError(
+            f"{where}: missing SEM image (sem.tif/.png/.jpg or an 'Electron Image' file)"
+        )
     try:
         if files.sem is not None:
             sem = read_grey(files.sem)
@@ -670,7 +701,10 @@ MAX_GROUP_DEPTH = 3  # grouping folders (e.g. <raw_dir>/<date>/<sample>) searche
 
 
 def _is_sample_folder(d: Path) -> bool:
-    """True when ``d`` holds a sample's own files (SEM, labels, an eds folder or H5OINA)."""
+    """True when ``d`` holds a sample's own files (SEM, labels, an eds folder, H5OINA, or
+    element maps and an electron image as AZtec exports them)."""
+    if _has_flat_eds_maps(d) or _electron_image((d,)) is not None:
+        return True
     for f in d.iterdir():
         low = f.name.lower()
         if f.is_dir() and low == "eds":

@@ -166,8 +166,22 @@ def test_discover_samples_in_messy_folders(tmp_path):
     for junk in ("__MACOSX", ".git", "@eaDir"):
         (tmp_path / junk / "x").mkdir(parents=True)
     (tmp_path / "empty").mkdir()
+    flat = _make_sample(tmp_path / "2024-04", name="aztec export")  # AZtec: all in one folder
+    for f in (flat / "eds").iterdir():
+        f.rename(flat / f.name)
+    (flat / "eds").rmdir()
+    (flat / "sem.tif").rename(flat / "Electron Image 1.tif")
+    tifffile.imwrite(flat / "Layered Image 1.tif", np.zeros((16, 16, 3), np.uint8))
     found = discover_samples(tmp_path)
-    assert [s.name for s in found] == ["2024-03__cellA", "cellB", "empty"]
+    assert [s.name for s in found] == [
+        "2024-03__cellA",
+        "2024-04__aztec export",
+        "cellB",
+        "empty",
+    ]
+    aztec = read_raw_sample(found[1])
+    assert aztec.sem.shape == (16, 16) and set(aztec.eds) == {"Ni", "O", "Zr", "Y"}
+    found = [found[0], found[2], found[3]]
     grouped = read_raw_sample(found[0])
     assert grouped.name == "2024-03__cellA" and set(grouped.eds) == {"Ni", "O", "Zr", "Y"}
     assert set(read_raw_sample(found[1]).eds) == {"Ni", "O", "Zr", "Y"}
