@@ -12,7 +12,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,8 +206,9 @@ def read_sem_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """SEM acquisition facts from a TIFF: ``pixel_size_nm``, ``voltage_kv``, ``detector``.
 
     Zeiss SEM TIFFs carry them in tag 34118 (``CZ_SEM``, parsed by tifffile), e.g.
-    ``ap_image_pixel_size`` = ('Image Pixel Size', 12.5, 'nm'); else the pixel size comes from
-    the TIFF resolution tags when they are physical (cm/inch). Missing facts are left out.
+    ``ap_image_pixel_size`` = ('Image Pixel Size', 12.5, 'nm'); Thermo Fisher / FEI TIFFs in
+    their INI-style tag (``[Scan] PixelWidth``); else the pixel size comes from the TIFF
+    resolution tags when they are physical (cm/inch). Missing facts are left out.
     """
     path = Path(path)
     out: dict[str, Any] = {}
@@ -218,6 +219,7 @@ def read_sem_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
         with tifffile.TiffFile(path) as tif:
             sem_md = tif.sem_metadata or {}
+            fei_md = tif.fei_metadata or {}
             tags = tif.pages.first.tags
             xres, unit = tags.get("XResolution"), tags.get("ResolutionUnit")
             res = (xres.value, int(unit.value)) if xres is not None and unit is not None else None
@@ -236,6 +238,7 @@ def read_sem_metadata(path: str | os.PathLike) -> dict[str, Any]:
         if isinstance(det, tuple) and len(det) >= 2:
             out["detector"] = str(det[1])
             break
+    out = _fei_metadata(fei_md) | out
     if "pixel_size_nm" not in out and res is not None:
         (num, den), unit_code = res
         per_unit = num / den if den else 0.0
@@ -244,6 +247,23 @@ def read_sem_metadata(path: str | os.PathLike) -> dict[str, Any]:
             size = nm_per_unit / per_unit
             if 1e-3 < size < 1e5:  # ignore screen dpi defaults
                 out["pixel_size_nm"] = size
+    return out
+
+
+def _fei_metadata(fei: Mapping[str, Any]) -> dict[str, Any]:
+    """Pixel size, kV and detector from a Thermo Fisher / FEI TIFF's INI-style tag (34680/2),
+    as tifffile parses it: ``[Scan] PixelWidth`` in metres, ``[Beam] HV`` in volts."""
+    out: dict[str, Any] = {}
+    scan, beam, det = (fei.get(k) or {} for k in ("Scan", "Beam", "Detectors"))
+    width = scan.get("PixelWidth")
+    if isinstance(width, int | float) and width > 0:
+        out["pixel_size_nm"] = float(width) * 1e9
+    hv = beam.get("HV")
+    if isinstance(hv, int | float) and hv > 0:
+        out["voltage_kv"] = float(hv) * 1e-3
+    name = " ".join(str(det[k]) for k in ("Name", "Mode") if det.get(k))
+    if name:
+        out["detector"] = name
     return out
 
 

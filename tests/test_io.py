@@ -234,6 +234,17 @@ def test_zeiss_tiff_metadata(tmp_path):
     assert read_sem_metadata(tmp_path / "plain.tif") == {}
 
 
+def test_thermo_fei_tiff_metadata(tmp_path):
+    ini = "\r\n".join(
+        ["[Beam]", "HV=5000", "[Scan]", "PixelWidth=2.5e-08", "[Detectors]", "Name=TLD", "Mode=SE"]
+    )
+    tifffile.imwrite(
+        tmp_path / "fei.tif", np.zeros((8, 8), np.uint8), extratags=[(34682, "s", 0, ini, True)]
+    )
+    md = read_sem_metadata(tmp_path / "fei.tif")
+    assert md == {"pixel_size_nm": pytest.approx(25.0), "voltage_kv": 5.0, "detector": "TLD SE"}
+
+
 def test_data_bar_detected_and_cropped(tmp_path):
     rng = np.random.default_rng(0)
     img = rng.integers(20, 230, (120, 160)).astype(np.uint8)
