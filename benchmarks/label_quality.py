@@ -1,7 +1,8 @@
 """Benchmark of EDS-guided label quality against the simulator's true phases (issue #3).
 
 For each simulator setting it scores, pooled over held-out samples (drift 8 px, rotation 2°):
-stage (a) alone, the two refinements (``mean_field``, ``forest``), and a *supervised ceiling*:
+stage (a) alone, the two refinements (``mean_field``, ``forest``), labels taught by
+``SCRIBBLE_STROKES`` simulated hand strokes per image (``scribbles``), and a *supervised ceiling*:
 the same ilastik-like forest and features as ``forest``, but trained on the TRUE phases of
 other samples of the same setting, i.e. what a pixel classifier reaches when its teacher is
 perfect. The settings vary what limits labels on real data: SEM noise and EDS resolution.
@@ -27,7 +28,11 @@ from data_prep import labels  # noqa: E402
 from data_prep.align import register_eds  # noqa: E402
 from data_prep.io import normalize_sem  # noqa: E402
 from data_prep.prepare import confusion  # noqa: E402
-from data_prep.synthetic import SimulationParams, simulate_sample  # noqa: E402
+from data_prep.synthetic import (  # noqa: E402
+    SimulationParams,
+    simulate_sample,
+    simulate_scribbles,
+)
 
 SETTINGS = {
     "default": {},
@@ -37,6 +42,7 @@ SETTINGS = {
 }
 OXIDATION_MIN = (5, 20, 60, 120)
 CEILING_TRAIN_PX = 60_000  # class-balanced training pixels of the supervised forest
+SCRIBBLE_STROKES = 80  # strokes of up to 30 px per image, shared by the phases present
 
 
 def _iou(cm: np.ndarray) -> list[float]:
@@ -95,13 +101,23 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
     test = [_sample(overrides, size, 1000 + i, times[i]) for i in range(n_test)]
     train = [_sample(overrides, size, 2000 + i, times[i]) for i in range(n_train)]
     forest = _ceiling_forest(train, seed=0)
-    pooled = {k: np.zeros((4, 4), np.int64) for k in ("stage_a", "mean_field", "forest", "ceiling")}
-    for truth, sem, evidence, stage_a, conf in test:
+    kinds = ("stage_a", "mean_field", "forest", "scribbles", "ceiling")
+    pooled = {k: np.zeros((4, 4), np.int64) for k in kinds}
+    scribbled_px = 0
+    for i, (truth, sem, evidence, stage_a, conf) in enumerate(test):
         mf, _ = labels.refine_mean_field(sem, evidence, stage_a, conf)
         rf, _ = labels.refine_labels(sem, evidence, stage_a, conf, seed=0)
+        marks = simulate_scribbles(truth, SCRIBBLE_STROKES, seed=1000 + i)
+        scribbled_px += int((marks > 0).sum())
+        sc, _, _ = labels.label_from_scribbles(sem, evidence, stage_a, conf, marks, seed=0)
         feats = labels.pixel_features(sem, evidence, stage_a).reshape(truth.size, -1)
         ceiling = forest.predict(feats).reshape(truth.shape).astype(np.uint8)
-        for key, pred in (("stage_a", stage_a), ("mean_field", mf), ("forest", rf)):
+        for key, pred in (
+            ("stage_a", stage_a),
+            ("mean_field", mf),
+            ("forest", rf),
+            ("scribbles", sc),
+        ):
             pooled[key] += confusion(truth, pred)
         pooled["ceiling"] += confusion(truth, ceiling)
     result = {
@@ -109,6 +125,7 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
         for k, cm in pooled.items()
     }
     result["overrides"] = overrides
+    result["scribbled_px_per_image"] = scribbled_px // max(len(test), 1)
     result["seconds"] = round(time.perf_counter() - start, 1)
     row = "  ".join(f"{k} {result[k]['mean_iou']:.4f}" for k in pooled)
     print(f"{name:<45} {row}", flush=True)

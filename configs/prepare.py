@@ -18,7 +18,7 @@ def get_config() -> ConfigDict:
     config.seed = 0
     config.prepare = common.prepare_config()
     # Optional keys (data_prep.prepare.DEFAULTS holds the same defaults for other callers).
-    config.prepare.manifest = ""  # CSV: sample,sem[,eds,labels,pixel_size_nm]
+    config.prepare.manifest = ""  # CSV: sample,sem[,eds,labels,scribbles,pixel_size_nm]
     config.prepare.data_bar = "auto"  # SEM information bar: auto, none or a height in rows
     config.prepare.element_pattern = ""  # regex for EDS map names; group 'el' = element
     config.prepare.label_encoding = "auto"  # labels files: auto, ids, grey, ilastik

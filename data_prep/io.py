@@ -59,6 +59,7 @@ class RawSample:
     pixel_size_nm: float | None
     metadata: dict = field(default_factory=dict)  # SEM metadata, data bar, EDS source/steps
     extra_channels: list[np.ndarray] = field(default_factory=list)  # sem2, sem3, ... detectors
+    scribbles: np.ndarray | None = None  # sparse hand labels: 0 unlabelled, 1..4 = class + 1
 
 
 def _check_file(path: Path) -> None:
@@ -455,6 +456,21 @@ def labels_from_values(values: np.ndarray, where: str, encoding: str = "auto") -
     raise SampleError(f"{where}: labels with unknown values {bad} (expected {want})")
 
 
+def scribbles_from_values(values: np.ndarray, where: str) -> np.ndarray:
+    """Sparse hand labels as uint8: 0 = unlabelled, 1..4 = pore, NiO, Ni, YSZ (class id + 1,
+    as ilastik exports its Labels); raises SampleError naming other values or an empty file."""
+    vals = np.rint(values).astype(np.int64)
+    bad = [int(v) for v in np.unique(vals) if not 0 <= v <= NUM_CLASSES][:8]
+    if bad:
+        raise SampleError(
+            f"{where}: scribbles with unknown values {bad} (expected 0 = unlabelled, "
+            f"1..{NUM_CLASSES} = pore, NiO, Ni, YSZ)"
+        )
+    if not vals.any():
+        raise SampleError(f"{where}: scribbles file labels no pixel (all 0)")
+    return vals.astype(np.uint8)
+
+
 def read_label_values(path: str | os.PathLike) -> np.ndarray:
     """Raw values of a label image: TIFF/PNG/npy, or ilastik HDF5 (``/exported_data``)."""
     path = Path(path)
@@ -491,6 +507,7 @@ class SampleFiles:
     labels: Path | None = None
     pixel_size_nm: float | None = None
     extra_sem: tuple[Path, ...] = ()  # further detectors (channels 2..N), same field of view
+    scribbles: Path | None = None  # sparse hand labels (see read_scribbles)
 
 
 def _eds_folder(d: Path) -> Path:
@@ -546,13 +563,16 @@ def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> Samp
         extra.append(f)
     sem = _find_one(d, "sem", IMAGE_EXTS) or _electron_image((d, _eds_folder(d)))
     labels = _find_one(d, "labels", LABEL_EXTS)
-    return SampleFiles(name or d.name, sem, eds, labels, extra_sem=tuple(extra))
+    scribbles = _find_one(d, "scribbles", LABEL_EXTS)
+    return SampleFiles(
+        name or d.name, sem, eds, labels, extra_sem=tuple(extra), scribbles=scribbles
+    )
 
 
 def read_manifest(path: str | os.PathLike) -> list[SampleFiles]:
     """Samples listed in a CSV manifest with columns ``sample, sem`` and optional ``eds``
-    (folder of maps or .h5oina file), ``labels``, ``pixel_size_nm``, ``sem2``.. (further
-    detectors); relative paths are relative to the manifest's folder."""
+    (folder of maps or .h5oina file), ``labels``, ``scribbles``, ``pixel_size_nm``, ``sem2``..
+    (further detectors); relative paths are relative to the manifest's folder."""
     import csv
 
     path = Path(path)
@@ -579,7 +599,8 @@ def read_manifest(path: str | os.PathLike) -> list[SampleFiles]:
             ) from exc
         extra = tuple(p for p in (rel(row.get(f"sem{i}")) for i in range(2, 10)) if p)
         sem, eds, labels = rel(row.get("sem")), rel(row.get("eds")), rel(row.get("labels"))
-        out.append(SampleFiles(name, sem, eds, labels, pixel, extra))
+        scribbles = rel(row.get("scribbles"))
+        out.append(SampleFiles(name, sem, eds, labels, pixel, extra, scribbles))
     names = [s.name for s in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -661,6 +682,7 @@ def read_raw_sample(
             eds = {el: read_eds_map(p) for el, p in found.items()}
             metadata["eds_files"] = {el: p.name for el, p in found.items()}
         label_vals = read_label_values(files.labels) if files.labels is not None else None
+        scribble_vals = read_label_values(files.scribbles) if files.scribbles else None
     except ImageReadError as exc:
         raise SampleError(f"{where}: {exc}") from exc
     try:
@@ -705,12 +727,24 @@ def read_raw_sample(
             raise SampleError(
                 f"{where}: EDS map {el} {m.shape} is larger than the SEM image {sem.shape}"
             )
+    scribbles = None
+    if scribble_vals is not None and labels is None:
+        where_file = f"{where}, {files.scribbles.name}"
+        scribbles = scribbles_from_values(scribble_vals, where_file)
+        if bar and scribbles.shape[0] == sem.shape[0] + bar:
+            scribbles = scribbles[: sem.shape[0]]
+        if box is not None and scribbles.shape != sem.shape:
+            scribbles = scribbles[box[0] : box[0] + box[2], box[1] : box[1] + box[3]]
+        if scribbles.shape != sem.shape:
+            raise SampleError(
+                f"{where_file}: scribbles shape {scribbles.shape} differs from SEM {sem.shape}"
+            )
     pixel = files.pixel_size_nm or metadata.get("pixel_size_nm")
     if h5 is not None and pixel and all(h5.step_um):
         grid = sem.shape[1] / next(iter(eds.values())).shape[1]
         metadata["eds_scale_from_steps"] = h5.step_um[1] * 1e3 / pixel
         metadata["eds_scale_from_grid"] = grid
-    return RawSample(name, sem, eds, labels, pixel, metadata, extra)
+    return RawSample(name, sem, eds, labels, pixel, metadata, extra, scribbles)
 
 
 # Folders that archives and operating systems leave behind: never samples.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -28,6 +29,9 @@ from scipy.special import expit
 from skimage.filters import threshold_otsu
 
 from data_prep.phases import NUM_CLASSES
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestClassifier
 
 REFINEMENTS = ("mean_field", "forest", "none")
 
@@ -251,6 +255,33 @@ def pixel_features(sem_norm: np.ndarray, evidence: Evidence, labels: np.ndarray)
     return np.stack([np.asarray(f, np.float32) for f in feats], axis=-1)
 
 
+def _fit_forest(
+    feats: np.ndarray, targets: np.ndarray, seed: int, n_jobs: int
+) -> RandomForestClassifier:
+    """The ilastik-like pixel classifier, fitted to (pixels, features) and class ids."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(
+        n_estimators=REFINE_TREES,
+        max_depth=REFINE_DEPTH,
+        min_samples_leaf=3,
+        max_features="sqrt",
+        n_jobs=n_jobs,
+        random_state=seed,
+    )
+    return forest.fit(feats, targets)
+
+
+def _forest_decisions(
+    forest: RandomForestClassifier, feats: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids (uint8) and probability margins (top two classes) of pixels' features."""
+    prob = forest.predict_proba(feats)
+    order = np.sort(prob, axis=1)
+    margin = order[:, -1] - (order[:, -2] if prob.shape[1] > 1 else 0.0)
+    return forest.classes_[np.argmax(prob, axis=1)].astype(np.uint8), margin
+
+
 def refine_labels(
     sem_norm: np.ndarray,
     evidence: Evidence,
@@ -270,8 +301,6 @@ def refine_labels(
     0.915: `benchmarks/label_quality.py`), so `prepare` runs it only when
     `refine_labels="forest"`.
     """
-    from sklearn.ensemble import RandomForestClassifier
-
     feats = pixel_features(sem_norm, evidence, labels)
     flat = feats.reshape(-1, feats.shape[-1])
     lab = labels.ravel()
@@ -287,24 +316,60 @@ def refine_labels(
     if len(train_idx) < 2:  # nothing to learn from: keep stage (a)
         return labels, confidence
     train_idx = np.concatenate(train_idx)
-    forest = RandomForestClassifier(
-        n_estimators=REFINE_TREES,
-        max_depth=REFINE_DEPTH,
-        min_samples_leaf=3,
-        max_features="sqrt",
-        n_jobs=n_jobs,
-        random_state=seed,
-    )
-    forest.fit(flat[train_idx], lab[train_idx])
+    forest = _fit_forest(flat[train_idx], lab[train_idx], seed, n_jobs)
     todo = np.flatnonzero(conf < confident)
     out_lab = lab.copy()
     out_conf = conf.copy()
     if todo.size:
-        prob = forest.predict_proba(flat[todo])
-        order = np.sort(prob, axis=1)
-        out_lab[todo] = forest.classes_[np.argmax(prob, axis=1)].astype(np.uint8)
-        out_conf[todo] = order[:, -1] - (order[:, -2] if prob.shape[1] > 1 else 0.0)
+        out_lab[todo], out_conf[todo] = _forest_decisions(forest, flat[todo])
     return out_lab.reshape(labels.shape), out_conf.reshape(labels.shape).astype(np.float32)
+
+
+def label_from_scribbles(
+    sem_norm: np.ndarray,
+    evidence: Evidence,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    scribbles: np.ndarray,
+    seed: int = 0,
+    n_jobs: int = 2,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Labels from a user's sparse hand labels (``scribbles``: 0 unlabelled, class id + 1),
+    as ilastik does: the forest learns the SEM and EDS features of the scribbled pixels and
+    labels every pixel; scribbled pixels keep their class (confidence 1).
+
+    Why: where the EDS maps are too coarse for thin phases (e.g. 8x coarser than the SEM),
+    a few strokes teach what the chemistry cannot resolve (`benchmarks/label_quality.py`).
+    A phase that stage (a) finds (``labels``, ``confidence``) but nobody scribbled is taught
+    by stage (a)'s confident pixels instead, as many as the scribbled phases have on average;
+    those classes are returned as the third value, so that the caller can say so.
+    """
+    feats = pixel_features(sem_norm, evidence, labels)
+    flat = feats.reshape(-1, feats.shape[-1])
+    marks = scribbles.ravel()
+    rng = np.random.default_rng(seed)
+    train_idx = np.flatnonzero(marks)
+    if train_idx.size > REFINE_TRAIN_PX:
+        train_idx = rng.choice(train_idx, REFINE_TRAIN_PX, replace=False)
+    targets = marks[train_idx].astype(np.int64) - 1
+    counts = np.bincount(targets, minlength=NUM_CLASSES)
+    per_class = max(int(counts[counts > 0].mean()), 20)
+    lab, conf = labels.ravel(), confidence.ravel()
+    from_eds = []
+    for cls in np.flatnonzero(counts == 0):
+        sure = np.flatnonzero((lab == cls) & (conf >= CONFIDENT))
+        if sure.size >= 20 and (lab == cls).mean() >= 0.005:
+            pick = rng.choice(sure, min(per_class, sure.size), replace=False)
+            train_idx = np.concatenate([train_idx, pick])
+            targets = np.concatenate([targets, np.full(pick.size, cls)])
+            from_eds.append(int(cls))
+    forest = _fit_forest(flat[train_idx], targets, seed, n_jobs)
+    out_lab, out_conf = _forest_decisions(forest, flat)
+    marked = marks > 0
+    out_lab[marked] = marks[marked] - 1
+    out_conf[marked] = 1.0
+    shape = labels.shape
+    return out_lab.reshape(shape), out_conf.reshape(shape).astype(np.float32), from_eds
 
 
 # Refinement (stage b, default): EDS prior x SEM likelihood with mean-field smoothing.

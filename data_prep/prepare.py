@@ -179,7 +179,7 @@ def prepare_sample(
             report.warnings.append(
                 f"EDS maps are {coarse:.1f}x coarser than the SEM image: phases narrower than "
                 f"~{coarse:.0f} px (thin NiO shells, small Ni cores) get unreliable labels; "
-                "check the QA overlay"
+                "check the QA overlay, or add scribbles.png (a few strokes in each phase)"
             )
             log.warning("sample '%s': %s", raw.name, report.warnings[-1])
         t = step("label")
@@ -188,7 +188,25 @@ def prepare_sample(
         label_map, confidence = labels.eds_labels(sem, aligned, evidence=evidence)
         report.label_source = "EDS"
         refinement = _setting(settings, "refine_labels")
-        if refinement != "none":
+        if raw.scribbles is not None:  # the user's hand labels teach the forest
+            stage_a = label_map
+            label_map, confidence, unscribbled = labels.label_from_scribbles(
+                sem,
+                evidence,
+                label_map,
+                confidence,
+                raw.scribbles,
+                seed=seed,
+                n_jobs=int(_setting(settings, "n_jobs")),
+            )
+            report.label_source = "EDS + scribbles forest"
+            if unscribbled:
+                names = ", ".join(phases.CLASS_NAMES[c] for c in unscribbled)
+                report.warnings.append(
+                    f"no scribbles for {names}: taught by the EDS labels' confident pixels"
+                )
+                log.warning("sample '%s': %s", raw.name, report.warnings[-1])
+        elif refinement != "none":
             stage_a = label_map
             if refinement == "mean_field":
                 label_map, confidence = labels.refine_mean_field(

@@ -264,6 +264,33 @@ def simulate_sample(params: SimulationParams, seed: int) -> SyntheticSample:
     )
 
 
+def simulate_scribbles(
+    phases: np.ndarray, strokes: int, seed: int, length: int = 30
+) -> np.ndarray:
+    """Hand-label-like scribbles for a phase map: ``strokes`` straight strokes of up to
+    ``length`` px, shared equally by the phases present (as a person scribbles each phase),
+    each from a random point of its phase and stopped where that phase ends. uint8,
+    0 = unlabelled, class id + 1 elsewhere (ilastik's convention)."""
+    rng = np.random.default_rng(seed)
+    h, w = phases.shape
+    out = np.zeros((h, w), np.uint8)
+    present = [c for c in np.unique(phases) if (phases == c).mean() >= 0.005]
+    steps = np.arange(length)
+    for cls in present:
+        ys0, xs0 = np.nonzero(phases == cls)
+        for k in rng.choice(ys0.size, max(1, strokes // len(present))):
+            y, x = int(ys0[k]), int(xs0[k])
+            angle = rng.uniform(0.0, 2.0 * np.pi)
+            ys = np.rint(y + steps * np.sin(angle)).astype(int)
+            xs = np.rint(x + steps * np.cos(angle)).astype(int)
+            inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+            n = int(np.argmin(inside)) if not inside.all() else length
+            same = phases[ys[:n], xs[:n]] == cls
+            n = int(np.argmin(same)) if not same.all() else n
+            out[ys[:n], xs[:n]] = cls + 1
+    return out
+
+
 def _sample_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 

@@ -189,6 +189,30 @@ def test_discover_samples_in_messy_folders(tmp_path):
         read_raw_sample(found[2])
 
 
+def test_scribbles_read_and_checked(tmp_path):
+    d = _make_sample(tmp_path, name="scr")
+    marks = np.zeros((16, 16), np.uint8)
+    marks[2, 2:6] = 4  # a YSZ stroke
+    skimage.io.imsave(d / "scribbles.png", marks, check_contrast=False)
+    s = read_raw_sample(d)
+    np.testing.assert_array_equal(s.scribbles, marks)
+    (tmp_path / "m.csv").write_text(
+        "sample,sem,eds,scribbles\nx,scr/sem.tif,scr/eds,scr/scribbles.png\n"
+    )
+    listed = read_raw_sample(read_manifest(tmp_path / "m.csv")[0])
+    np.testing.assert_array_equal(listed.scribbles, marks)
+    marks[0, 0] = 7
+    skimage.io.imsave(d / "scribbles.png", marks, check_contrast=False)
+    with pytest.raises(SampleError, match=r"'scr', scribbles.png: .* unknown values \[7\]"):
+        read_raw_sample(d)
+    skimage.io.imsave(d / "scribbles.png", np.zeros((16, 16), np.uint8), check_contrast=False)
+    with pytest.raises(SampleError, match="labels no pixel"):
+        read_raw_sample(d)
+    skimage.io.imsave(d / "scribbles.png", np.ones((8, 16), np.uint8), check_contrast=False)
+    with pytest.raises(SampleError, match=r"scribbles shape \(8, 16\) differs"):
+        read_raw_sample(d)
+
+
 def test_discover_samples_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         discover_samples(tmp_path / "missing")

@@ -5,15 +5,26 @@ import pytest
 
 from data_prep.align import register_eds
 from data_prep.io import normalize_sem
-from data_prep.labels import eds_labels
-from data_prep.synthetic import SimulationParams, simulate_sample
+from data_prep.labels import (
+    CONFIDENT,
+    eds_evidence,
+    eds_labels,
+    label_from_scribbles,
+    refine_labels,
+    refine_mean_field,
+)
+from data_prep.prepare import confusion, mean_iou
+from data_prep.synthetic import SimulationParams, simulate_sample, simulate_scribbles
 
 
-def _miou(truth: np.ndarray, pred: np.ndarray) -> float:
-    cm = np.bincount(truth.ravel().astype(int) * 4 + pred.ravel(), minlength=16).reshape(4, 4)
-    inter = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - inter
-    return float(np.nanmean(np.where(union > 0, inter / np.maximum(union, 1), np.nan)))
+def _stage_a(params: SimulationParams, seed: int):
+    """Simulated sample, normalised SEM, evidence and stage-(a) labels + confidence."""
+    s = simulate_sample(params, seed)
+    sem = normalize_sem(s.sem)
+    aligned, _ = register_eds(sem, s.eds)
+    ev = eds_evidence(sem, aligned)
+    lab_a, conf_a = eds_labels(sem, aligned, evidence=ev)
+    return s, sem, ev, lab_a, conf_a
 
 
 @pytest.mark.parametrize("oxidation_min", [10, 120])
@@ -24,7 +35,7 @@ def test_eds_labels_match_truth(oxidation_min):
     labels, conf = eds_labels(sem, aligned)
     assert labels.dtype == np.uint8 and labels.shape == (256, 256)
     assert conf.dtype == np.float32 and conf.min() >= 0.0 and conf.max() <= 1.0
-    assert _miou(s.phases, labels) >= 0.83  # 120 min: 0.843 (HEAD code too); NiO/Ni edges
+    assert mean_iou(s.phases, labels) >= 0.83  # 120 min: 0.843 (HEAD code too); NiO/Ni edges
     wrong = labels != s.phases
     assert conf[wrong].mean() < conf[~wrong].mean()  # confidence means something
 
@@ -42,42 +53,30 @@ def test_missing_map_rejected():
 
 
 def test_refinement_keeps_confident_pixels_and_scores_like_stage_a():
-    from data_prep.labels import CONFIDENT, eds_evidence, refine_labels
-
-    s = simulate_sample(SimulationParams(shape=(192, 192), oxidation_min=30), 13)
-    sem = normalize_sem(s.sem)
-    aligned, _ = register_eds(sem, s.eds)
-    ev = eds_evidence(sem, aligned)
-    lab_a, conf_a = eds_labels(sem, aligned, evidence=ev)
+    s, sem, ev, lab_a, conf_a = _stage_a(SimulationParams(shape=(192, 192), oxidation_min=30), 13)
     lab_b, conf_b = refine_labels(sem, ev, lab_a, conf_a, seed=0, n_jobs=1)
     assert lab_b.dtype == np.uint8 and conf_b.dtype == np.float32 and lab_b.shape == lab_a.shape
     sure = conf_a >= CONFIDENT
     np.testing.assert_array_equal(lab_b[sure], lab_a[sure])
     assert 0.0 <= conf_b.min() and conf_b.max() <= 1.0
-    assert abs(_miou(s.phases, lab_b) - _miou(s.phases, lab_a)) < 0.03
+    assert abs(mean_iou(s.phases, lab_b) - mean_iou(s.phases, lab_a)) < 0.03
     again, _ = refine_labels(sem, ev, lab_a, conf_a, seed=0, n_jobs=1)
     np.testing.assert_array_equal(again, lab_b)  # deterministic
 
 
 def test_mean_field_refinement_beats_stage_a_on_every_sample():
     """Issue #3: labels without the refinement stage are measurably worse."""
-    from data_prep.labels import eds_evidence, refine_mean_field
-
     gains = []
     for seed, minutes in ((21, 10), (22, 30), (23, 120)):
         params = SimulationParams(
             shape=(256, 256), oxidation_min=minutes, max_drift_px=8.0, max_rotation_deg=2.0
         )
-        s = simulate_sample(params, seed)
-        sem = normalize_sem(s.sem)
-        aligned, _ = register_eds(sem, s.eds)
-        ev = eds_evidence(sem, aligned)
-        lab_a, conf_a = eds_labels(sem, aligned, evidence=ev)
+        s, sem, ev, lab_a, conf_a = _stage_a(params, seed)
         lab_b, conf_b = refine_mean_field(sem, ev, lab_a, conf_a)
         assert lab_b.dtype == np.uint8 and conf_b.dtype == np.float32
         assert 0.0 <= conf_b.min() and conf_b.max() <= 1.0
         np.testing.assert_array_equal(lab_b == 0, lab_a == 0)  # pores are kept
-        gains.append(_miou(s.phases, lab_b) - _miou(s.phases, lab_a))
+        gains.append(mean_iou(s.phases, lab_b) - mean_iou(s.phases, lab_a))
     assert min(gains) > 0.0 and np.mean(gains) > 0.003, gains
 
 
@@ -90,3 +89,36 @@ def test_thresholds_are_configurable():
     assert (strict == 1).sum() < (default == 1).sum()
     with pytest.raises(ValueError, match="unknown threshold"):
         eds_labels(sem, aligned, thresholds={"bogus": 1.0})
+
+
+def test_scribbles_beat_coarse_eds_labels_and_are_kept():
+    """EDS maps 8x coarser than the SEM: 60 hand-like strokes per image teach the forest more
+    than the EDS rules resolve (measured +0.06 to +0.08 pooled mean IoU)."""
+    pooled_mf = pooled_scribbles = 0
+    for seed, minutes in ((41, 20), (42, 60)):
+        params = SimulationParams(
+            shape=(384, 384),
+            oxidation_min=minutes,
+            max_drift_px=8.0,
+            max_rotation_deg=2.0,
+            eds_downsample=8,
+            eds_blur_px=3.0,
+        )
+        s, sem, ev, lab_a, conf_a = _stage_a(params, seed)
+        mf, _ = refine_mean_field(sem, ev, lab_a, conf_a)
+        marks = simulate_scribbles(s.phases, 60, seed)
+        lab, conf, from_eds = label_from_scribbles(sem, ev, lab_a, conf_a, marks, n_jobs=1)
+        assert from_eds == [] and lab.dtype == np.uint8 and conf.dtype == np.float32
+        np.testing.assert_array_equal(lab[marks > 0], marks[marks > 0] - 1)
+        assert np.all(conf[marks > 0] == 1.0) and 0.0 <= conf.min()
+        pooled_mf = pooled_mf + confusion(s.phases, mf)
+        pooled_scribbles = pooled_scribbles + confusion(s.phases, lab)
+    assert mean_iou(pooled_scribbles) > mean_iou(pooled_mf) + 0.03
+
+
+def test_unscribbled_phase_taught_by_eds():
+    s, sem, ev, lab_a, conf_a = _stage_a(SimulationParams(shape=(192, 192), oxidation_min=60), 15)
+    marks = simulate_scribbles(s.phases, 40, 0)
+    marks[marks == 2] = 0  # nobody scribbled NiO
+    lab, _, from_eds = label_from_scribbles(sem, ev, lab_a, conf_a, marks, n_jobs=1)
+    assert from_eds == [1] and (lab == 1).mean() > 0.05

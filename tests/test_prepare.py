@@ -164,6 +164,13 @@ def test_coarse_eds_maps_warned(tmp_path, caplog):
         _, rep = prepare_sample(next(raw.iterdir()), tmp_path / "out", 0.3, SETTINGS)
     assert rep.status == "ok" and len(rep.warnings) == 1
     assert "8.0x coarser" in rep.warnings[0] and "8.0x coarser" in caplog.text
+    sample = next(raw.iterdir())  # the user answers with a few strokes of each phase
+    marks = synthetic.simulate_scribbles(tifffile.imread(sample / "truth.tif"), 40, 0)
+    skimage.io.imsave(sample / "scribbles.png", marks, check_contrast=False)
+    paths, rep = prepare_sample(sample, tmp_path / "out3", 0.3, SETTINGS)
+    assert rep.label_source == "EDS + scribbles forest" and rep.truth_miou is not None
+    labels = tifffile.imread(paths.label_path)
+    np.testing.assert_array_equal(labels[marks > 0], marks[marks > 0] - 1)
     fine = tmp_path / "fine"
     synthetic.write_raw_dataset(fine, 1, seed=2, shape=(256, 256), oxidation_times=(30,))
     _, rep = prepare_sample(next(fine.iterdir()), tmp_path / "out2", 0.3, SETTINGS)
