@@ -60,6 +60,7 @@ class RawSample:
     metadata: dict = field(default_factory=dict)  # SEM metadata, data bar, EDS source/steps
     extra_channels: list[np.ndarray] = field(default_factory=list)  # sem2, sem3, ... detectors
     scribbles: np.ndarray | None = None  # sparse hand labels: 0 unlabelled, 1..4 = class + 1
+    warnings: list[str] = field(default_factory=list)  # files found but not used, and why
 
 
 def _check_file(path: Path) -> None:
@@ -471,9 +472,27 @@ def scribbles_from_values(values: np.ndarray, where: str) -> np.ndarray:
     return vals.astype(np.uint8)
 
 
+def _palette_indices(path: Path) -> np.ndarray | None:
+    """Indices of a palette-mode PNG as float32, or None for any other PNG."""
+    from PIL import Image
+
+    _check_file(path)
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img, np.float32) if img.mode == "P" else None
+    except Exception:  # noqa: BLE001 - read_grey reports unreadable files by name
+        return None
+
+
 def read_label_values(path: str | os.PathLike) -> np.ndarray:
-    """Raw values of a label image: TIFF/PNG/npy, or ilastik HDF5 (``/exported_data``)."""
+    """Raw values of a label image: TIFF/PNG/npy, or ilastik HDF5 (``/exported_data``).
+
+    A palette ("indexed colour") PNG, as image editors save drawn labels, gives its palette
+    indices, not the brightness of its colours.
+    """
     path = Path(path)
+    if path.suffix.lower() == ".png" and (indices := _palette_indices(path)) is not None:
+        return indices
     if path.suffix.lower() not in (".h5", ".hdf5"):
         return read_grey(path)
     import h5py
@@ -507,7 +526,8 @@ class SampleFiles:
     labels: Path | None = None
     pixel_size_nm: float | None = None
     extra_sem: tuple[Path, ...] = ()  # further detectors (channels 2..N), same field of view
-    scribbles: Path | None = None  # sparse hand labels (see read_scribbles)
+    scribbles: Path | None = None  # sparse hand labels (see scribbles_from_values)
+    folder: Path | None = None  # the sample's folder (None for manifest entries)
 
 
 def _eds_folder(d: Path) -> Path:
@@ -523,24 +543,20 @@ def _eds_folder(d: Path) -> Path:
 _ELECTRON_IMAGE_RE = re.compile(r"^(electron image|se image|bse image|sem image)", re.IGNORECASE)
 
 
-def _electron_image(folders: tuple[Path, ...]) -> Path | None:
-    """The first image named like an exported electron image in ``folders``, or None."""
-    for folder in folders:
-        if folder.is_dir():
-            for f in sorted(folder.iterdir()):
-                if (
-                    f.is_file()
-                    and f.suffix.lower() in IMAGE_EXTS
-                    and _ELECTRON_IMAGE_RE.match(f.stem)
-                ):
-                    return f
-    return None
+def _electron_images(folders: tuple[Path, ...]) -> list[Path]:
+    """Images named like an exported electron image in ``folders``, sorted per folder."""
+    return [
+        f
+        for folder in dict.fromkeys(folders)
+        if folder.is_dir()
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.suffix.lower() in IMAGE_EXTS and _ELECTRON_IMAGE_RE.match(f.stem)
+    ]
 
 
-def _has_flat_eds_maps(d: Path) -> bool:
-    """True when ``d`` itself holds maps of at least two of the required elements: an AZtec
-    export folder, with the maps beside the electron image instead of in ``eds/``."""
-    maps = find_eds_maps(d)
+def _has_flat_eds_maps(maps: Mapping[str, Path]) -> bool:
+    """True when a folder's maps (``find_eds_maps``) cover at least two of the required
+    elements: an AZtec export folder, maps beside the electron image instead of in ``eds/``."""
     return sum(el in maps for el in REQUIRED_ELEMENTS) >= 2
 
 
@@ -549,8 +565,9 @@ def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> Samp
     folder's name. Also accepted: an AZtec-style export folder, element maps beside the SEM
     image (``Electron Image 1.tif`` when there is no ``sem.tif``), without an ``eds`` folder."""
     d = Path(sample_dir)
-    eds: Path | None = _eds_folder(d)
-    if not eds.is_dir() and _has_flat_eds_maps(d):
+    eds_folder = _eds_folder(d)
+    eds: Path | None = eds_folder
+    if not eds_folder.is_dir() and _has_flat_eds_maps(find_eds_maps(d)):
         eds = d
     h5 = [f for f in sorted(d.glob("**/*")) if f.suffix.lower() in H5OINA_EXTS and f.is_file()]
     if h5 and not find_eds_maps(eds):
@@ -561,11 +578,12 @@ def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> Samp
         if f is None:
             break
         extra.append(f)
-    sem = _find_one(d, "sem", IMAGE_EXTS) or _electron_image((d, _eds_folder(d)))
+    electron = _electron_images((d, eds_folder))
+    sem = _find_one(d, "sem", IMAGE_EXTS) or (electron[0] if electron else None)
     labels = _find_one(d, "labels", LABEL_EXTS)
     scribbles = _find_one(d, "scribbles", LABEL_EXTS)
     return SampleFiles(
-        name or d.name, sem, eds, labels, extra_sem=tuple(extra), scribbles=scribbles
+        name or d.name, sem, eds, labels, extra_sem=tuple(extra), scribbles=scribbles, folder=d
     )
 
 
@@ -682,7 +700,8 @@ def read_raw_sample(
             eds = {el: read_eds_map(p) for el, p in found.items()}
             metadata["eds_files"] = {el: p.name for el, p in found.items()}
         label_vals = read_label_values(files.labels) if files.labels is not None else None
-        scribble_vals = read_label_values(files.scribbles) if files.scribbles else None
+        use_scribbles = files.scribbles is not None and files.labels is None
+        scribble_vals = read_label_values(files.scribbles) if use_scribbles else None
     except ImageReadError as exc:
         raise SampleError(f"{where}: {exc}") from exc
     try:
@@ -727,8 +746,18 @@ def read_raw_sample(
             raise SampleError(
                 f"{where}: EDS map {el} {m.shape} is larger than the SEM image {sem.shape}"
             )
+    warnings = []
+    if files.folder is not None and files.sem is not None:
+        electron = _electron_images((files.folder, _eds_folder(files.folder)))
+        if len(electron) > 1 and files.sem in electron:
+            warnings.append(
+                f"several electron images ({', '.join(f.name for f in electron)}): used "
+                f"{files.sem.name}; name the right one sem.tif"
+            )
     scribbles = None
-    if scribble_vals is not None and labels is None:
+    if files.scribbles is not None and files.labels is not None:
+        warnings.append(f"{files.scribbles.name} ignored: {files.labels.name} labels every pixel")
+    if scribble_vals is not None:
         where_file = f"{where}, {files.scribbles.name}"
         scribbles = scribbles_from_values(scribble_vals, where_file)
         if bar and scribbles.shape[0] == sem.shape[0] + bar:
@@ -744,7 +773,7 @@ def read_raw_sample(
         grid = sem.shape[1] / next(iter(eds.values())).shape[1]
         metadata["eds_scale_from_steps"] = h5.step_um[1] * 1e3 / pixel
         metadata["eds_scale_from_grid"] = grid
-    return RawSample(name, sem, eds, labels, pixel, metadata, extra, scribbles)
+    return RawSample(name, sem, eds, labels, pixel, metadata, extra, scribbles, warnings)
 
 
 # Folders that archives and operating systems leave behind: never samples.
@@ -755,15 +784,19 @@ MAX_GROUP_DEPTH = 3  # grouping folders (e.g. <raw_dir>/<date>/<sample>) searche
 
 
 def _is_sample_folder(d: Path) -> bool:
-    """True when ``d`` holds a sample's own files (SEM, labels, an eds folder, H5OINA, or
-    element maps and an electron image as AZtec exports them)."""
-    if _has_flat_eds_maps(d) or _electron_image((d,)) is not None:
+    """True when ``d`` holds a sample's own files: an SEM or labels image, an eds folder, an
+    H5OINA file, or element maps as AZtec exports them (beside the electron image)."""
+    if _has_flat_eds_maps(find_eds_maps(d)):
         return True
     for f in d.iterdir():
-        low = f.name.lower()
+        low, ext = f.name.lower(), f.suffix.lower()
         if f.is_dir() and low == "eds":
             return True
-        if f.is_file() and (Path(low).stem in ("sem", "labels") or f.suffix.lower() in H5OINA_EXTS):
+        if f.is_file() and (
+            (Path(low).stem == "sem" and ext in IMAGE_EXTS)
+            or (Path(low).stem == "labels" and ext in LABEL_EXTS)
+            or ext in H5OINA_EXTS
+        ):
             return True
     return False
 
@@ -789,6 +822,11 @@ def discover_samples(raw_dir: str | os.PathLike) -> list[SampleFiles]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw_dir {raw_dir} does not exist or is not a folder")
+    if _is_sample_folder(raw_dir):
+        raise SampleError(
+            f"raw_dir {raw_dir} is itself a sample folder (it holds an SEM image, labels or EDS "
+            "maps): point raw_dir at the folder that contains the sample folders"
+        )
     found: list[SampleFiles] = []
     todo = [(p, 1) for p in _sub_folders(raw_dir)]
     while todo:
@@ -803,6 +841,11 @@ def discover_samples(raw_dir: str | os.PathLike) -> list[SampleFiles]:
         raise SampleError(
             f"raw_dir {raw_dir} holds no sample folders (expected <raw_dir>/<sample>/sem.tif)"
         )
+    names = [s.name for s in found]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        folders = [str(s.folder) for s in found if s.name in clash]
+        raise SampleError(f"raw_dir {raw_dir}: folders {folders} get the same sample name")
     return sorted(found, key=lambda s: s.name)
 
 

@@ -76,8 +76,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-# EDS grid this many times coarser than the SEM: warn (labels mIoU 0.90 at 2x, 0.87 at 4x,
-# 0.75 at 8x on simulated data: benchmarks/label_quality.py).
+# EDS grid (or H5OINA step) this many times coarser than the SEM pixel: warn. On simulated
+# data the labels' mIoU is 0.90 at 2x, 0.87 at 4x and 0.75 at 8x with a 3 px interaction blur
+# (benchmarks/label_quality.py; nothing measured in between, so the line sits past 4x).
 COARSE_EDS_SCALE = 4.5
 
 
@@ -156,6 +157,13 @@ def prepare_sample(
     report = SampleReport(
         name=raw.name, status="ok", pixel_size_nm=raw.pixel_size_nm, metadata=raw.metadata
     )
+
+    def warn(message: str) -> None:
+        report.warnings.append(message)
+        log.warning("sample '%s': %s", raw.name, message)
+
+    for message in raw.warnings:
+        warn(message)
     report.seconds["read"] = time.perf_counter() - t0
     stage_a = None
     aligned = None
@@ -174,14 +182,18 @@ def prepare_sample(
         report.zoom = registration.zoom
         report.registration_quality = float(registration.quality)
         report.metadata["registration_matrix"] = registration.matrix
-        coarse = max(registration.scale)
+        coarse = max(*registration.scale, raw.metadata.get("eds_scale_from_steps", 0.0))
         if coarse > COARSE_EDS_SCALE:
-            report.warnings.append(
+            advice = (
+                ""
+                if raw.scribbles is not None
+                else (", or add scribbles.png (a few strokes in each phase)")
+            )
+            warn(
                 f"EDS maps are {coarse:.1f}x coarser than the SEM image: phases narrower than "
                 f"~{coarse:.0f} px (thin NiO shells, small Ni cores) get unreliable labels; "
-                "check the QA overlay, or add scribbles.png (a few strokes in each phase)"
+                f"check the QA overlay{advice}"
             )
-            log.warning("sample '%s': %s", raw.name, report.warnings[-1])
         t = step("label")
         thresholds = dict(_setting(settings, "label_thresholds"))
         evidence = labels.eds_evidence(sem, aligned, thresholds=thresholds)
@@ -190,22 +202,21 @@ def prepare_sample(
         refinement = _setting(settings, "refine_labels")
         if raw.scribbles is not None:  # the user's hand labels teach the forest
             stage_a = label_map
-            label_map, confidence, unscribbled = labels.label_from_scribbles(
-                sem,
-                evidence,
-                label_map,
-                confidence,
-                raw.scribbles,
-                seed=seed,
-                n_jobs=int(_setting(settings, "n_jobs")),
-            )
-            report.label_source = "EDS + scribbles forest"
-            if unscribbled:
-                names = ", ".join(phases.CLASS_NAMES[c] for c in unscribbled)
-                report.warnings.append(
-                    f"no scribbles for {names}: taught by the EDS labels' confident pixels"
+            try:
+                label_map, confidence, notes = labels.label_from_scribbles(
+                    sem,
+                    evidence,
+                    label_map,
+                    confidence,
+                    raw.scribbles,
+                    seed=seed,
+                    n_jobs=int(_setting(settings, "n_jobs")),
                 )
-                log.warning("sample '%s': %s", raw.name, report.warnings[-1])
+            except ValueError as err:
+                raise io.SampleError(f"sample '{raw.name}': {err}") from err
+            report.label_source = "EDS + scribbles forest"
+            for message in notes:
+                warn(message)
         elif refinement != "none":
             stage_a = label_map
             if refinement == "mean_field":
@@ -273,7 +284,9 @@ def _score_against_truth(
     report: SampleReport,
 ) -> None:
     """Mean IoU against `truth.tif` when the sample folder has one (simulated data)."""
-    folder = sample if isinstance(sample, Path) else (sample.sem.parent if sample.sem else None)
+    folder = sample if isinstance(sample, Path) else sample.folder
+    if folder is None and not isinstance(sample, Path) and sample.sem is not None:
+        folder = sample.sem.parent  # manifest entries: truth.tif beside the SEM image
     truth_path = folder / "truth.tif" if folder is not None else None
     if truth_path is None or not truth_path.is_file():
         return
@@ -292,12 +305,12 @@ def _score_against_truth(
         report.truth_confusion_without_refinement = cm_a.tolist()
 
 
-def _discover(raw_dir: Path, settings: Mapping[str, Any]) -> list[Path | io.SampleFiles]:
+def _discover(raw_dir: Path, settings: Mapping[str, Any]) -> list[io.SampleFiles]:
     manifest = _setting(settings, "manifest")
     if manifest:
         path = Path(manifest)
         return io.read_manifest(path if path.is_absolute() else raw_dir / path)
-    return list(io.discover_samples(raw_dir))
+    return io.discover_samples(raw_dir)
 
 
 def prepare(

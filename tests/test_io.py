@@ -181,6 +181,9 @@ def test_discover_samples_in_messy_folders(tmp_path):
     ]
     aztec = read_raw_sample(found[1])
     assert aztec.sem.shape == (16, 16) and set(aztec.eds) == {"Ni", "O", "Zr", "Y"}
+    assert found[1].folder == flat and aztec.warnings == []
+    tifffile.imwrite(flat / "Electron Image 2.tif", np.zeros((16, 16), np.uint8))
+    assert "used Electron Image 1.tif" in read_raw_sample(discover_samples(tmp_path)[1]).warnings[0]
     found = [found[0], found[2], found[3]]
     grouped = read_raw_sample(found[0])
     assert grouped.name == "2024-03__cellA" and set(grouped.eds) == {"Ni", "O", "Zr", "Y"}
@@ -208,9 +211,36 @@ def test_scribbles_read_and_checked(tmp_path):
     skimage.io.imsave(d / "scribbles.png", np.zeros((16, 16), np.uint8), check_contrast=False)
     with pytest.raises(SampleError, match="labels no pixel"):
         read_raw_sample(d)
+    from PIL import Image
+
+    palette = Image.fromarray(
+        np.where(np.arange(16) < 8, 2, 3).astype(np.uint8)[None].repeat(16, 0)
+    )
+    palette = palette.convert("P")
+    palette.putpalette([0, 0, 0, 200, 30, 30, 30, 200, 30, 240, 240, 240] + [0] * 756)
+    palette.save(d / "scribbles.png")  # drawn in an editor: palette indices, not brightness
+    assert set(np.unique(read_raw_sample(d).scribbles)) == {2, 3}
+    skimage.io.imsave(d / "labels.png", np.zeros((16, 16), np.uint8), check_contrast=False)
+    with_labels = read_raw_sample(d)
+    assert with_labels.scribbles is None
+    assert with_labels.warnings == ["scribbles.png ignored: labels.png labels every pixel"]
+    (d / "labels.png").unlink()
     skimage.io.imsave(d / "scribbles.png", np.ones((8, 16), np.uint8), check_contrast=False)
     with pytest.raises(SampleError, match=r"scribbles shape \(8, 16\) differs"):
         read_raw_sample(d)
+
+
+def test_discover_samples_refuses_ambiguous_raw_dirs(tmp_path):
+    group = tmp_path / "group"
+    _make_sample(group, name="a")
+    (group / "labels.xlsx").write_bytes(b"notes")  # a stray file does not hide the samples
+    (group / "sem.txt").write_text("notes")
+    assert [s.name for s in discover_samples(tmp_path)] == ["group__a"]
+    _make_sample(tmp_path, name="group__a")
+    with pytest.raises(SampleError, match="get the same sample name"):
+        discover_samples(tmp_path)
+    with pytest.raises(SampleError, match="is itself a sample folder"):
+        discover_samples(group / "a")
 
 
 def test_discover_samples_errors(tmp_path):

@@ -107,8 +107,8 @@ def test_scribbles_beat_coarse_eds_labels_and_are_kept():
         s, sem, ev, lab_a, conf_a = _stage_a(params, seed)
         mf, _ = refine_mean_field(sem, ev, lab_a, conf_a)
         marks = simulate_scribbles(s.phases, 60, seed)
-        lab, conf, from_eds = label_from_scribbles(sem, ev, lab_a, conf_a, marks, n_jobs=1)
-        assert from_eds == [] and lab.dtype == np.uint8 and conf.dtype == np.float32
+        lab, conf, notes = label_from_scribbles(sem, ev, lab_a, conf_a, marks, n_jobs=1)
+        assert notes == [] and lab.dtype == np.uint8 and conf.dtype == np.float32
         np.testing.assert_array_equal(lab[marks > 0], marks[marks > 0] - 1)
         assert np.all(conf[marks > 0] == 1.0) and 0.0 <= conf.min()
         pooled_mf = pooled_mf + confusion(s.phases, mf)
@@ -120,5 +120,12 @@ def test_unscribbled_phase_taught_by_eds():
     s, sem, ev, lab_a, conf_a = _stage_a(SimulationParams(shape=(192, 192), oxidation_min=60), 15)
     marks = simulate_scribbles(s.phases, 40, 0)
     marks[marks == 2] = 0  # nobody scribbled NiO
-    lab, _, from_eds = label_from_scribbles(sem, ev, lab_a, conf_a, marks, n_jobs=1)
-    assert from_eds == [1] and (lab == 1).mean() > 0.05
+    lab, _, notes = label_from_scribbles(sem, ev, lab_a, conf_a, marks, n_jobs=1)
+    assert notes == ["no scribbles for NiO: taught by the EDS labels' confident pixels"]
+    assert (lab == 1).mean() > 0.05
+    no_pores = np.where(marks == 1, 0, marks).astype(np.uint8)  # and nobody scribbled pores,
+    _, _, notes = label_from_scribbles(sem, ev, lab_a, np.zeros_like(conf_a), no_pores, n_jobs=1)
+    assert "no scribbles for pore and too few confident EDS pixels: no pore" in notes  # nor EDS
+    one_phase = np.where(marks == 4, 4, 0).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"fewer than two phases \(YSZ\)"):
+        label_from_scribbles(sem, ev, lab_a, np.zeros_like(conf_a), one_phase, n_jobs=1)
