@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from data_prep.io import atomic_path
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 # Composite channels (red, green, blue) and the elements that feed them, first found wins.
 COMPOSITE = (("Zr", "Y"), ("Ni",), ("O",))
 
 
-def _figure(h: int, w: int, extra_width: float):
+def _figure(h: int, w: int, extra_width: float) -> Figure:
+    """An off-screen figure sized for an h x w picture plus ``extra_width`` inches."""
     import matplotlib
 
     matplotlib.use("Agg")
