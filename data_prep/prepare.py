@@ -447,6 +447,7 @@ def _report_html(result: Mapping[str, Any]) -> str:
         )
         rows.append(
             f"<tr><td>{esc(s['name'])}</td><td>{esc(s['status'])}</td>"
+            f"<td>{esc(s['label_source'] or '-')}</td>"
             f"<td>{esc(s['reason'] or '; '.join(s['warnings']))}</td><td>{esc(reg)}</td>"
             f"<td>{fr}</td><td>{miou}</td>"
             f"<td>{img}</td></tr>"
@@ -462,7 +463,7 @@ def _report_html(result: Mapping[str, Any]) -> str:
         "<!doctype html><meta charset='utf-8'><title>prepare report</title>"
         "<h1>socseg_jax prepare report</h1>"
         + summary
-        + "<table border=1 cellpadding=4><tr><th>sample</th><th>status</th>"
+        + "<table border=1 cellpadding=4><tr><th>sample</th><th>status</th><th>labels from</th>"
         "<th>reason or warning</th><th>registration</th><th>pore/NiO/Ni/YSZ %</th>"
         "<th>mIoU vs truth</th><th>QA</th></tr>" + "".join(rows) + "</table>"
     )
