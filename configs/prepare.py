@@ -24,6 +24,7 @@ def get_config() -> ConfigDict:
     config.prepare.label_encoding = "auto"  # labels files: auto, ids, grey, ilastik
     config.prepare.registration = "similarity"  # translation, similarity or affine
     # Stage (b) at SEM resolution: mean_field (EDS prior x SEM likelihood), forest, none.
+    # A sample with scribbles.png is labelled from its scribbles instead, whatever this says.
     config.prepare.refine_labels = "mean_field"
     config.prepare.label_thresholds = ConfigDict({"nio": 0.3, "sem_weight": 0.65, "ysz": 0.5})
     config.prepare.sampler = "grid"  # grid or random (IoU-capped)
