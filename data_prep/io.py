@@ -484,14 +484,19 @@ def _palette_indices(path: Path) -> np.ndarray | None:
         return None
 
 
-def read_label_values(path: str | os.PathLike) -> np.ndarray:
+def read_label_values(path: str | os.PathLike, palette_indices: bool = False) -> np.ndarray:
     """Raw values of a label image: TIFF/PNG/npy, or ilastik HDF5 (``/exported_data``).
 
-    A palette ("indexed colour") PNG, as image editors save drawn labels, gives its palette
-    indices, not the brightness of its colours.
+    With ``palette_indices``, a palette ("indexed colour") PNG, as image editors save drawn
+    scribbles, gives its palette indices rather than the brightness of its colours (label
+    maps keep the brightness: the study's grey 0/85/170/255 is often saved indexed).
     """
     path = Path(path)
-    if path.suffix.lower() == ".png" and (indices := _palette_indices(path)) is not None:
+    if (
+        palette_indices
+        and path.suffix.lower() == ".png"
+        and (indices := _palette_indices(path)) is not None
+    ):
         return indices
     if path.suffix.lower() not in (".h5", ".hdf5"):
         return read_grey(path)
@@ -571,7 +576,7 @@ def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> Samp
         eds = d
     h5 = [f for f in sorted(d.glob("**/*")) if f.suffix.lower() in H5OINA_EXTS and f.is_file()]
     if h5 and not find_eds_maps(eds):
-        eds = h5[0]
+        eds = h5[0]  # read_raw_sample warns when there are several
     extra = []
     for i in range(2, 10):
         f = _find_one(d, f"sem{i}", IMAGE_EXTS)
@@ -701,7 +706,9 @@ def read_raw_sample(
             metadata["eds_files"] = {el: p.name for el, p in found.items()}
         label_vals = read_label_values(files.labels) if files.labels is not None else None
         use_scribbles = files.scribbles is not None and files.labels is None
-        scribble_vals = read_label_values(files.scribbles) if use_scribbles else None
+        scribble_vals = (
+            read_label_values(files.scribbles, palette_indices=True) if use_scribbles else None
+        )
     except ImageReadError as exc:
         raise SampleError(f"{where}: {exc}") from exc
     try:
@@ -755,6 +762,13 @@ def read_raw_sample(
                 f"{files.sem.name}; name the right one sem.tif"
             )
     scribbles = None
+    if is_h5 and files.folder is not None:
+        h5_files = sorted(f for f in files.folder.glob("**/*") if f.suffix.lower() in H5OINA_EXTS)
+        if len(h5_files) > 1:
+            warnings.append(
+                f"several H5OINA files ({', '.join(f.name for f in h5_files)}): used "
+                f"{files.eds.name}; keep one per sample folder or use a manifest"
+            )
     if files.scribbles is not None and files.labels is not None:
         warnings.append(f"{files.scribbles.name} ignored: {files.labels.name} labels every pixel")
     if scribble_vals is not None:
@@ -783,22 +797,24 @@ SYSTEM_FOLDERS = frozenset(
 MAX_GROUP_DEPTH = 3  # grouping folders (e.g. <raw_dir>/<date>/<sample>) searched this deep
 
 
-def _is_sample_folder(d: Path) -> bool:
-    """True when ``d`` holds a sample's own files: an SEM or labels image, an eds folder, an
-    H5OINA file, or element maps as AZtec exports them (beside the electron image)."""
-    if _has_flat_eds_maps(find_eds_maps(d)):
-        return True
-    for f in d.iterdir():
+def _sample_files_in(d: Path) -> list[str]:
+    """Names of the files in ``d`` that make it a sample folder: an SEM or labels image, an
+    eds folder, an H5OINA file, or element maps as AZtec exports them (beside the electron
+    image). Empty for any other folder."""
+    maps = find_eds_maps(d)
+    found = sorted(p.name for p in maps.values()) if _has_flat_eds_maps(maps) else []
+    for f in sorted(d.iterdir()):
         low, ext = f.name.lower(), f.suffix.lower()
-        if f.is_dir() and low == "eds":
-            return True
-        if f.is_file() and (
-            (Path(low).stem == "sem" and ext in IMAGE_EXTS)
-            or (Path(low).stem == "labels" and ext in LABEL_EXTS)
-            or ext in H5OINA_EXTS
+        if (f.is_dir() and low == "eds") or (
+            f.is_file()
+            and (
+                (Path(low).stem == "sem" and ext in IMAGE_EXTS)
+                or (Path(low).stem == "labels" and ext in LABEL_EXTS)
+                or ext in H5OINA_EXTS
+            )
         ):
-            return True
-    return False
+            found.append(f.name)
+    return found
 
 
 def _sub_folders(d: Path) -> list[Path]:
@@ -822,17 +838,19 @@ def discover_samples(raw_dir: str | os.PathLike) -> list[SampleFiles]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw_dir {raw_dir} does not exist or is not a folder")
-    if _is_sample_folder(raw_dir):
+    own = _sample_files_in(raw_dir)
+    own_eds = {_eds_folder(raw_dir)}
+    if own and not any(_sample_files_in(c) for c in _sub_folders(raw_dir) if c not in own_eds):
         raise SampleError(
-            f"raw_dir {raw_dir} is itself a sample folder (it holds an SEM image, labels or EDS "
-            "maps): point raw_dir at the folder that contains the sample folders"
+            f"raw_dir {raw_dir} looks like one sample folder itself ({', '.join(own[:4])}): "
+            "point raw_dir at the folder that contains the sample folders"
         )
     found: list[SampleFiles] = []
     todo = [(p, 1) for p in _sub_folders(raw_dir)]
     while todo:
         folder, depth = todo.pop(0)
         children = _sub_folders(folder)
-        if not _is_sample_folder(folder) and children and depth < MAX_GROUP_DEPTH:
+        if not _sample_files_in(folder) and children and depth < MAX_GROUP_DEPTH:
             todo += [(c, depth + 1) for c in children]
             continue
         name = "__".join(folder.relative_to(raw_dir).parts)
@@ -841,10 +859,10 @@ def discover_samples(raw_dir: str | os.PathLike) -> list[SampleFiles]:
         raise SampleError(
             f"raw_dir {raw_dir} holds no sample folders (expected <raw_dir>/<sample>/sem.tif)"
         )
-    names = [s.name for s in found]
-    clash = sorted({n for n in names if names.count(n) > 1})
+    names = [s.name.lower() for s in found]  # case-insensitive file systems would merge them
+    clash = {n for n in names if names.count(n) > 1}
     if clash:
-        folders = [str(s.folder) for s in found if s.name in clash]
+        folders = [str(s.folder) for s in found if s.name.lower() in clash]
         raise SampleError(f"raw_dir {raw_dir}: folders {folders} get the same sample name")
     return sorted(found, key=lambda s: s.name)
 

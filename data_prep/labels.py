@@ -325,6 +325,10 @@ def refine_labels(
     return out_lab.reshape(labels.shape), out_conf.reshape(labels.shape).astype(np.float32)
 
 
+class ScribbleError(ValueError):
+    """Scribbles that cannot teach a labeller (wrong shape or values, too few phases)."""
+
+
 def label_from_scribbles(
     sem_norm: np.ndarray,
     evidence: Evidence,
@@ -343,8 +347,15 @@ def label_from_scribbles(
     A phase that stage (a) finds (``labels``, ``confidence``; >= 0.5 % of the pixels) but
     nobody scribbled is taught by stage (a)'s confident pixels instead, as many as a scribbled
     phase has on average, or cannot be labelled at all when it has too few of them; the third
-    value says which, in words. Raises ValueError when fewer than two phases can be taught.
+    value says which, in words. Raises ScribbleError for scribbles of another shape, values
+    other than 0..4, none marked, or fewer than two phases to teach.
     """
+    if scribbles.shape != labels.shape:
+        raise ScribbleError(f"scribbles shape {scribbles.shape} differs from {labels.shape}")
+    if not np.issubdtype(scribbles.dtype, np.integer):
+        raise ScribbleError(f"scribbles must hold integers, not {scribbles.dtype}")
+    if scribbles.min() < 0 or scribbles.max() > NUM_CLASSES or not scribbles.any():
+        raise ScribbleError(f"scribbles need values 0..{NUM_CLASSES} with some pixels marked")
     marks = scribbles.ravel()
     train_idx = np.flatnonzero(marks)
     rng = np.random.default_rng(seed)
@@ -369,7 +380,7 @@ def label_from_scribbles(
         notes.append(f"no scribbles for {name}: taught by the EDS labels' confident pixels")
     if np.unique(targets).size < 2:
         taught = ", ".join(CLASS_NAMES[c] for c in np.unique(targets)) or "none"
-        raise ValueError(f"scribbles teach fewer than two phases ({taught}): scribble each phase")
+        raise ScribbleError(f"scribbles teach fewer than two phases ({taught}): scribble each")
     flat = pixel_features(sem_norm, evidence, labels).reshape(marks.size, -1)
     forest = _fit_forest(flat[train_idx], targets, seed, n_jobs)
     out_lab, out_conf = _forest_decisions(forest, flat)

@@ -182,7 +182,16 @@ def prepare_sample(
         report.zoom = registration.zoom
         report.registration_quality = float(registration.quality)
         report.metadata["registration_matrix"] = registration.matrix
-        coarse = max(*registration.scale, raw.metadata.get("eds_scale_from_steps", 0.0))
+        coarse = max(registration.scale)
+        from_steps = raw.metadata.get("eds_scale_from_steps")
+        if from_steps and 0.5 < from_steps / coarse < 2.0:
+            coarse = max(coarse, from_steps)  # maps exported on a finer grid than acquired
+        elif from_steps:
+            warn(
+                f"the pixel size ({raw.pixel_size_nm:g} nm) and the EDS step give maps "
+                f"{from_steps:.3g}x coarser than the SEM, the grids {coarse:.3g}x: check the "
+                "pixel size"
+            )
         if coarse > COARSE_EDS_SCALE:
             advice = (
                 ""
@@ -212,8 +221,8 @@ def prepare_sample(
                     seed=seed,
                     n_jobs=int(_setting(settings, "n_jobs")),
                 )
-            except ValueError as err:
-                raise io.SampleError(f"sample '{raw.name}': {err}") from err
+            except labels.ScribbleError as err:
+                raise io.SampleError(f"sample '{raw.name}', scribbles: {err}") from err
             report.label_source = "EDS + scribbles forest"
             for message in notes:
                 warn(message)

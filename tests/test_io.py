@@ -220,6 +220,10 @@ def test_scribbles_read_and_checked(tmp_path):
     palette.putpalette([0, 0, 0, 200, 30, 30, 30, 200, 30, 240, 240, 240] + [0] * 756)
     palette.save(d / "scribbles.png")  # drawn in an editor: palette indices, not brightness
     assert set(np.unique(read_raw_sample(d).scribbles)) == {2, 3}
+    grey = Image.fromarray(np.array([[0, 85, 170, 255]], np.uint8).repeat(4, 1).repeat(16, 0))
+    grey.quantize(4).save(d / "labels.png")  # the study's grey labels, saved indexed
+    assert list(np.unique(read_raw_sample(d).labels)) == [0, 1, 2, 3]  # brightness, not index
+    np.testing.assert_array_equal(read_raw_sample(d).labels[0, ::4], [0, 1, 2, 3])
     skimage.io.imsave(d / "labels.png", np.zeros((16, 16), np.uint8), check_contrast=False)
     with_labels = read_raw_sample(d)
     assert with_labels.scribbles is None
@@ -239,8 +243,11 @@ def test_discover_samples_refuses_ambiguous_raw_dirs(tmp_path):
     _make_sample(tmp_path, name="group__a")
     with pytest.raises(SampleError, match="get the same sample name"):
         discover_samples(tmp_path)
-    with pytest.raises(SampleError, match="is itself a sample folder"):
+    with pytest.raises(SampleError, match=r"looks like one sample folder itself \(eds, sem.tif"):
         discover_samples(group / "a")
+    tifffile.imwrite(tmp_path / "sem.tif", np.zeros((4, 4), np.uint8))  # a stray thumbnail
+    (tmp_path / "group__a").rename(tmp_path / "b")
+    assert [s.name for s in discover_samples(tmp_path)] == ["b", "group__a"]
 
 
 def test_discover_samples_errors(tmp_path):

@@ -129,3 +129,6 @@ def test_unscribbled_phase_taught_by_eds():
     one_phase = np.where(marks == 4, 4, 0).astype(np.uint8)
     with pytest.raises(ValueError, match=r"fewer than two phases \(YSZ\)"):
         label_from_scribbles(sem, ev, lab_a, np.zeros_like(conf_a), one_phase, n_jobs=1)
+    for bad, why in ((marks[:10], "shape"), (marks + 4, "values 0..4"), (marks * 0, "marked")):
+        with pytest.raises(ValueError, match=why):
+            label_from_scribbles(sem, ev, lab_a, conf_a, bad, n_jobs=1)
