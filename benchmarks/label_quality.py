@@ -3,9 +3,10 @@
 For each simulator setting it scores, pooled over held-out samples (drift 8 px, rotation 2°):
 stage (a) alone, the two refinements (``mean_field``, ``forest``), labels taught by
 ``SCRIBBLE_STROKES`` simulated hand strokes per image (``scribbles``), and a *supervised ceiling*:
-the same ilastik-like forest and features as ``forest``, but trained on the TRUE phases of
-other samples of the same setting, i.e. what a pixel classifier reaches when its teacher is
-perfect. The settings vary what limits labels on real data: SEM noise and EDS resolution.
+the features of ``forest`` with a larger forest (twice the trees, 4 levels deeper), trained
+on the TRUE phases of other samples of the same setting, i.e. what a pixel classifier reaches
+when its teacher is perfect. The settings vary what limits labels on real data: SEM noise
+and EDS resolution.
 
     python benchmarks/label_quality.py [--size 512] [--test-samples 4] [--train-samples 4]
 """
@@ -68,7 +69,8 @@ def _sample(overrides: dict, size: int, seed: int, minutes: float):
 
 
 def _ceiling_forest(train: list, seed: int):
-    """The ``forest`` refinement's classifier, trained on the true phases instead of stage (a)."""
+    """A larger version of the ``forest`` refinement's classifier (its features, twice the
+    trees, 4 levels deeper), trained on the true phases instead of stage (a)."""
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(seed)

@@ -532,7 +532,8 @@ class SampleFiles:
     pixel_size_nm: float | None = None
     extra_sem: tuple[Path, ...] = ()  # further detectors (channels 2..N), same field of view
     scribbles: Path | None = None  # sparse hand labels (see scribbles_from_values)
-    folder: Path | None = None  # the sample's folder (None for manifest entries)
+    folder: Path | None = None  # the sample's folder (a manifest entry: its SEM image's)
+    notes: tuple[str, ...] = ()  # files found but not used, and why (become RawSample warnings)
 
 
 def _eds_folder(d: Path) -> Path:
@@ -574,22 +575,47 @@ def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> Samp
     eds: Path | None = eds_folder
     if not eds_folder.is_dir() and _has_flat_eds_maps(find_eds_maps(d)):
         eds = d
+    notes = []
     h5 = [f for f in sorted(d.glob("**/*")) if f.suffix.lower() in H5OINA_EXTS and f.is_file()]
     if h5 and not find_eds_maps(eds):
-        eds = h5[0]  # read_raw_sample warns when there are several
+        eds = h5[0]
+        if len(h5) > 1:
+            notes.append(
+                f"several H5OINA files ({', '.join(f.name for f in h5)}): used "
+                f"{eds.name}; keep one per sample folder or use a manifest"
+            )
     extra = []
     for i in range(2, 10):
         f = _find_one(d, f"sem{i}", IMAGE_EXTS)
         if f is None:
             break
         extra.append(f)
-    electron = _electron_images((d, eds_folder))
-    sem = _find_one(d, "sem", IMAGE_EXTS) or (electron[0] if electron else None)
+    sem = _find_one(d, "sem", IMAGE_EXTS)
+    electron = _electron_images((d, eds_folder)) if sem is None else []
+    if electron:
+        sem = electron[0]
+        if len(electron) > 1:
+            notes.append(
+                f"several electron images ({', '.join(f.name for f in electron)}): used "
+                f"{sem.name}; name the right one sem.tif"
+            )
     labels = _find_one(d, "labels", LABEL_EXTS)
     scribbles = _find_one(d, "scribbles", LABEL_EXTS)
     return SampleFiles(
-        name or d.name, sem, eds, labels, extra_sem=tuple(extra), scribbles=scribbles, folder=d
+        name or d.name,
+        sem,
+        eds,
+        labels,
+        extra_sem=tuple(extra),
+        scribbles=scribbles,
+        folder=d,
+        notes=tuple(notes),
     )
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({n for n in names if names.count(n) > 1})
 
 
 def read_manifest(path: str | os.PathLike) -> list[SampleFiles]:
@@ -623,9 +649,9 @@ def read_manifest(path: str | os.PathLike) -> list[SampleFiles]:
         extra = tuple(p for p in (rel(row.get(f"sem{i}")) for i in range(2, 10)) if p)
         sem, eds, labels = rel(row.get("sem")), rel(row.get("eds")), rel(row.get("labels"))
         scribbles = rel(row.get("scribbles"))
-        out.append(SampleFiles(name, sem, eds, labels, pixel, extra, scribbles))
-    names = [s.name for s in out]
-    dup = sorted({n for n in names if names.count(n) > 1})
+        folder = sem.parent if sem is not None else None  # where truth.tif would sit
+        out.append(SampleFiles(name, sem, eds, labels, pixel, extra, scribbles, folder))
+    dup = _repeated([s.name for s in out])
     if dup:
         raise SampleError(f"manifest {path}: duplicate sample names {dup}")
     return out
@@ -753,22 +779,8 @@ def read_raw_sample(
             raise SampleError(
                 f"{where}: EDS map {el} {m.shape} is larger than the SEM image {sem.shape}"
             )
-    warnings = []
-    if files.folder is not None and files.sem is not None:
-        electron = _electron_images((files.folder, _eds_folder(files.folder)))
-        if len(electron) > 1 and files.sem in electron:
-            warnings.append(
-                f"several electron images ({', '.join(f.name for f in electron)}): used "
-                f"{files.sem.name}; name the right one sem.tif"
-            )
+    warnings = list(files.notes)
     scribbles = None
-    if is_h5 and files.folder is not None:
-        h5_files = sorted(f for f in files.folder.glob("**/*") if f.suffix.lower() in H5OINA_EXTS)
-        if len(h5_files) > 1:
-            warnings.append(
-                f"several H5OINA files ({', '.join(f.name for f in h5_files)}): used "
-                f"{files.eds.name}; keep one per sample folder or use a manifest"
-            )
     if files.scribbles is not None and files.labels is not None:
         warnings.append(f"{files.scribbles.name} ignored: {files.labels.name} labels every pixel")
     if scribble_vals is not None:
@@ -859,8 +871,8 @@ def discover_samples(raw_dir: str | os.PathLike) -> list[SampleFiles]:
         raise SampleError(
             f"raw_dir {raw_dir} holds no sample folders (expected <raw_dir>/<sample>/sem.tif)"
         )
-    names = [s.name.lower() for s in found]  # case-insensitive file systems would merge them
-    clash = {n for n in names if names.count(n) > 1}
+    # Case-insensitive file systems would merge outputs whose names differ only in case.
+    clash = set(_repeated([s.name.lower() for s in found]))
     if clash:
         folders = [str(s.folder) for s in found if s.name.lower() in clash]
         raise SampleError(f"raw_dir {raw_dir}: folders {folders} get the same sample name")

@@ -297,8 +297,8 @@ def refine_labels(
     on sharp SEM features, taught by the pixels where the chemistry is unambiguous, puts the
     boundaries where the SEM shows them. Returns labels and a confidence that, for relabelled
     pixels, is the forest's class probability margin. On the simulator it changes the pooled
-    mean IoU by < 0.01 either way (the same forest trained on the true phases instead reaches
-    0.915: `benchmarks/label_quality.py`), so `prepare` runs it only when
+    mean IoU by < 0.01 either way (a larger forest on the same features, trained on the true
+    phases instead, reaches 0.915: `benchmarks/label_quality.py`), so `prepare` runs it only when
     `refine_labels="forest"`.
     """
     feats = pixel_features(sem_norm, evidence, labels)

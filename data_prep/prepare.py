@@ -182,27 +182,8 @@ def prepare_sample(
         report.zoom = registration.zoom
         report.registration_quality = float(registration.quality)
         report.metadata["registration_matrix"] = registration.matrix
-        coarse = max(registration.scale)
-        from_steps = raw.metadata.get("eds_scale_from_steps")
-        if from_steps and 0.5 < from_steps / coarse < 2.0:
-            coarse = max(coarse, from_steps)  # maps exported on a finer grid than acquired
-        elif from_steps:
-            warn(
-                f"the pixel size ({raw.pixel_size_nm:g} nm) and the EDS step give maps "
-                f"{from_steps:.3g}x coarser than the SEM, the grids {coarse:.3g}x: check the "
-                "pixel size"
-            )
-        if coarse > COARSE_EDS_SCALE:
-            advice = (
-                ""
-                if raw.scribbles is not None
-                else (", or add scribbles.png (a few strokes in each phase)")
-            )
-            warn(
-                f"EDS maps are {coarse:.1f}x coarser than the SEM image: phases narrower than "
-                f"~{coarse:.0f} px (thin NiO shells, small Ni cores) get unreliable labels; "
-                f"check the QA overlay{advice}"
-            )
+        for message in _eds_resolution_warnings(max(registration.scale), raw):
+            warn(message)
         t = step("label")
         thresholds = dict(_setting(settings, "label_thresholds"))
         evidence = labels.eds_evidence(sem, aligned, thresholds=thresholds)
@@ -285,6 +266,34 @@ def prepare_sample(
     return paths, report
 
 
+def _eds_resolution_warnings(grid_scale: float, raw: io.RawSample) -> list[str]:
+    """Warnings about EDS maps too coarse for thin phases, or a pixel size that disagrees
+    with the H5OINA step. ``grid_scale``: SEM pixels per EDS pixel of the registration."""
+    messages = []
+    coarse = grid_scale
+    from_steps = raw.metadata.get("eds_scale_from_steps")
+    if from_steps and 0.5 < from_steps / coarse < 2.0:
+        coarse = max(coarse, from_steps)  # maps exported on a finer grid than acquired
+    elif from_steps:
+        messages.append(
+            f"the pixel size ({raw.pixel_size_nm:g} nm) and the EDS step give maps "
+            f"{from_steps:.3g}x coarser than the SEM, the grids {coarse:.3g}x: check the "
+            "pixel size"
+        )
+    if coarse > COARSE_EDS_SCALE:
+        advice = (
+            ""
+            if raw.scribbles is not None
+            else ", or add scribbles.png (a few strokes in each phase)"
+        )
+        messages.append(
+            f"EDS maps are {coarse:.1f}x coarser than the SEM image: phases narrower than "
+            f"~{coarse:.0f} px (thin NiO shells, small Ni cores) get unreliable labels; "
+            f"check the QA overlay{advice}"
+        )
+    return messages
+
+
 def _score_against_truth(
     sample: Path | io.SampleFiles,
     raw: io.RawSample,
@@ -294,8 +303,6 @@ def _score_against_truth(
 ) -> None:
     """Mean IoU against `truth.tif` when the sample folder has one (simulated data)."""
     folder = sample if isinstance(sample, Path) else sample.folder
-    if folder is None and not isinstance(sample, Path) and sample.sem is not None:
-        folder = sample.sem.parent  # manifest entries: truth.tif beside the SEM image
     truth_path = folder / "truth.tif" if folder is not None else None
     if truth_path is None or not truth_path.is_file():
         return
