@@ -25,15 +25,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data_prep import labels  # noqa: E402
-from data_prep.align import register_eds  # noqa: E402
-from data_prep.io import normalize_sem  # noqa: E402
-from data_prep.prepare import confusion  # noqa: E402
+from data_prep.labels.eds_rules import eds_evidence, eds_labels  # noqa: E402
+from data_prep.labels.forest import REFINE_DEPTH, REFINE_TREES, pixel_features, refine_forest  # noqa: E402
+from data_prep.labels.mean_field import refine_mean_field  # noqa: E402
+from data_prep.labels.scribbles import label_from_scribbles  # noqa: E402
+from data_prep.registration import register_eds  # noqa: E402
 from data_prep.synthetic import (  # noqa: E402
     SimulationParams,
     simulate_sample,
     simulate_scribbles,
-)
+)  # noqa: E402
+from socseg_jax.core.intensity import normalize_sem  # noqa: E402
+from socseg_jax.core.scores import confusion_matrix as confusion  # noqa: E402
 
 SETTINGS = {
     "default": {},
@@ -63,8 +66,8 @@ def _sample(overrides: dict, size: int, seed: int, minutes: float):
     sim = simulate_sample(params, seed)
     sem = normalize_sem(sim.sem)
     aligned, _ = register_eds(sem, sim.eds)
-    evidence = labels.eds_evidence(sem, aligned)
-    stage_a, conf = labels.eds_labels(sem, aligned, evidence=evidence)
+    evidence = eds_evidence(sem, aligned)
+    stage_a, conf = eds_labels(sem, aligned, evidence=evidence)
     return sim.phases, sem, evidence, stage_a, conf
 
 
@@ -78,7 +81,7 @@ def _ceiling_forest(train: list, seed: int):
     per = CEILING_TRAIN_PX // (len(train) * 4)
     for truth, sem, evidence, stage_a, _ in train:
         flat_truth = truth.ravel()
-        feats = labels.pixel_features(sem, evidence, stage_a).reshape(flat_truth.size, -1)
+        feats = pixel_features(sem, evidence, stage_a).reshape(flat_truth.size, -1)
         for cls in range(4):
             idx = np.flatnonzero(flat_truth == cls)
             if idx.size:
@@ -86,8 +89,8 @@ def _ceiling_forest(train: list, seed: int):
                 xs.append(feats[pick])
                 ys.append(flat_truth[pick])
     forest = RandomForestClassifier(
-        n_estimators=labels.REFINE_TREES * 2,
-        max_depth=labels.REFINE_DEPTH + 4,
+        n_estimators=REFINE_TREES * 2,
+        max_depth=REFINE_DEPTH + 4,
         min_samples_leaf=3,
         max_features="sqrt",
         n_jobs=2,
@@ -107,12 +110,12 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
     pooled = {k: np.zeros((4, 4), np.int64) for k in kinds}
     scribbled_px = 0
     for i, (truth, sem, evidence, stage_a, conf) in enumerate(test):
-        mf, _ = labels.refine_mean_field(sem, evidence, stage_a, conf)
-        rf, _ = labels.refine_labels(sem, evidence, stage_a, conf, seed=0)
+        mf, _ = refine_mean_field(sem, evidence, stage_a, conf)
+        rf, _ = refine_forest(sem, evidence, stage_a, conf, seed=0)
         marks = simulate_scribbles(truth, SCRIBBLE_STROKES, seed=1000 + i)
         scribbled_px += int((marks > 0).sum())
-        sc, _, _ = labels.label_from_scribbles(sem, evidence, stage_a, conf, marks, seed=0)
-        feats = labels.pixel_features(sem, evidence, stage_a).reshape(truth.size, -1)
+        sc, _, _ = label_from_scribbles(sem, evidence, stage_a, conf, marks, seed=0)
+        feats = pixel_features(sem, evidence, stage_a).reshape(truth.size, -1)
         ceiling = forest.predict(feats).reshape(truth.shape).astype(np.uint8)
         for key, pred in (
             ("stage_a", stage_a),

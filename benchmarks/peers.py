@@ -37,16 +37,16 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from socseg_jax.configs import benchmark as benchmark_config  # noqa: E402
 from torch import nn  # noqa: E402
 
-from configs import benchmark as benchmark_config  # noqa: E402
-from socseg_jax import host_devices  # noqa: E402
+from socseg_jax.runtime import host_devices  # noqa: E402
 
 # As launch.py does for every job: one XLA CPU device per core, set before jax starts.
 host_devices.configure(benchmark_config.get_config("quick"))
 
-from data_prep import io  # noqa: E402
-from socseg_jax import benchmark as bench  # noqa: E402
+from socseg_jax.core.atomic import write_json_atomic  # noqa: E402
+from socseg_jax.jobs import benchmark as bench  # noqa: E402
 from socseg_jax.models.unet import UNetConfig  # noqa: E402
 
 _TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
@@ -353,7 +353,7 @@ def main() -> None:
         "results": results,
         "derived": bench.derived_figures(results),
     }
-    io.write_json_atomic(args.out, report)
+    write_json_atomic(args.out, report)
     print(bench.format_table(results, report["derived"]))
     print(f"\n{'ratio (per repetition)':<40}{'median':>8}{'min':>8}{'max':>8}")
     for name, r in ratios.items():

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from socseg_jax.inference.archive import discover_images
+from socseg_jax.jobs.segment import segment_images
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -31,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 def _predictor(stride: int, batch_size: int, features: tuple[int, ...] | None = None):
     from flax import nnx
 
+    from socseg_jax.inference.model_apply import make_model_apply_fn
+    from socseg_jax.inference.predictor import SlidingWindowPredictor
     from socseg_jax.models.unet import UNet, UNetConfig
-    from socseg_jax.predict import SlidingWindowPredictor, make_model_apply_fn
 
     config = (
         UNetConfig()
@@ -73,7 +77,6 @@ def _rss_child(size: int, stride: int, batch_size: int) -> None:
     """Runs in a fresh process: segment one size x size TIFF, print peak RSS as JSON."""
     import tifffile
 
-    from socseg_jax import segment
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "huge.tif"
@@ -84,9 +87,9 @@ def _rss_child(size: int, stride: int, batch_size: int) -> None:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         predictor = _predictor(stride, batch_size)
         start = time.perf_counter()
-        rows = segment.segment_images(
+        rows = segment_images(
             predictor,
-            segment.discover_images(str(path)),
+            discover_images(str(path)),
             Path(tmp) / "out",
             num_workers=1,
             prefetch=1,
@@ -143,7 +146,7 @@ def main() -> None:
     if args.rss_child:
         _rss_child(args.rss_child, args.rss_stride, args.batch_size)
         return
-    from socseg_jax import host_devices
+    from socseg_jax.runtime import host_devices
 
     host_devices.configure({"batch_size": args.batch_size})  # as launch.py: a device per core
     import jax

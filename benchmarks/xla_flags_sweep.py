@@ -30,7 +30,7 @@ DEFAULT_FLAG_SETS = (
 def _child(batch_size: int, steps: int, repetitions: int) -> None:
     """In a fresh process: train and inference rates of the default U-Net, as JSON."""
     sys.path.insert(0, str(ROOT))
-    from socseg_jax import benchmark as bench
+    from socseg_jax.jobs import benchmark as bench
     from socseg_jax.models.unet import UNetConfig
 
     config = UNetConfig()

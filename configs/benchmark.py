@@ -6,8 +6,7 @@ python launch.py --config configs/benchmark.py:quick --workdir RUN    # minutes 
 """
 
 from ml_collections import ConfigDict
-
-from configs import common
+from socseg_jax.configs import common
 
 
 def get_config(preset: str = "full") -> ConfigDict:

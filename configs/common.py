@@ -18,7 +18,7 @@ def model_config() -> ConfigDict:
 
 
 def prepare_config() -> ConfigDict:
-    """Raw SEM + EDS → labels → patches → TFDS shards."""
+    """Raw SEM + EDS → labels → patches → TFDS shards (data_prep.prepare reads these keys)."""
     return ConfigDict(
         {
             "patch_size": 256,
@@ -26,6 +26,22 @@ def prepare_config() -> ConfigDict:
             "val_fraction": 0.15,
             "test_fraction": 0.15,
             "min_registration_quality": 0.3,
+            "manifest": "",  # CSV: sample,sem[,eds,labels,scribbles,pixel_size_nm,sem2]
+            "data_bar": "auto",  # SEM information bar: auto, none or a height in rows
+            "element_pattern": "",  # regex for EDS map names; group 'el' = element
+            "labels_file_encoding": "auto",  # labels.tif files: auto, ids, grey, ilastik
+            "registration": "similarity",  # translation, similarity or affine
+            # Stage (b) at SEM resolution: mean_field (EDS prior x SEM likelihood), forest,
+            # none. A sample with scribbles.png is labelled from its scribbles instead.
+            "refine_labels": "mean_field",
+            "label_thresholds": {"nio": 0.3, "sem_weight": 0.65, "ysz": 0.5},
+            "sampler": "grid",  # grid or random (IoU-capped, the study's)
+            "patches_per_image": 0,  # random sampler: 0 = as many as the grid
+            "max_patch_iou": 0.25,
+            "augment_to": 0,  # train records after offline augmentation (0 = none)
+            "image_dtype": "uint8",  # uint8 or uint16 records
+            "channels": 1,  # SEM detector images per sample: sem.tif, sem2.tif, ...
+            "n_jobs": 2,  # CPU threads of the forest refinement
         }
     )
 
@@ -60,6 +76,30 @@ def train_config(config: ConfigDict) -> None:
 def predict_config() -> ConfigDict:
     """Sliding-window inference: the study's 256 patches; 50 % overlap, gaussian blending."""
     return ConfigDict(
-        {"patch_size": 256, "stride": 128, "batch_size": 8, "blending": "gaussian",
-         "tta": "none"}  # tta: none | flips (4 passes) | d4 (8 passes)
+        {
+            "patch_size": 256,
+            "stride": 128,
+            "batch_size": 8,
+            "blending": "gaussian",  # or 'uniform' (the study's plain average)
+            "tta": "none",  # none | flips (4 passes) | d4 (8 passes)
+            "pad_mode": "reflect",
+            "mc_samples": 0,  # > 0: Monte-Carlo dropout passes per model
+            "seed": 0,  # seeds MC dropout
+            "max_band_pixels": 1 << 24,  # bounds memory: larger images go in row bands
+        }
     )
+
+
+def segment_options(config: ConfigDict) -> None:
+    """Adds what `segment` reads and writes per image to `config` (flat keys, DESIGN.md)."""
+    config.label_encoding = "ids"  # written label maps: 'ids' (0..3) or 'grey' (0/85/170/255)
+    config.overwrite = False  # False: skip images whose outputs are complete (resume)
+    config.save_probabilities = False  # <stem>_proba.tif, float16 (K, H, W)
+    config.save_uncertainty = False  # <stem>_entropy.tif and <stem>_maxprob.tif, float16
+    config.preprocess = "percentile"  # or 'keras_l2_rows' for the study's Keras models
+    config.data_bar = "auto"  # SEM data bar: detected (auto), none, or its height in rows
+    config.pixel_size_nm = 0.0  # used when a file has no pixel-size metadata; 0 = unknown
+    config.overlay_max_size = 4096  # overlays of larger images are subsampled
+    config.tiff_compression = "zlib"  # '' for uncompressed TIFFs
+    config.num_workers = 2  # CPU threads decoding the next images
+    config.prefetch = 2  # images decoded ahead of the predictor

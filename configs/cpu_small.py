@@ -5,8 +5,7 @@ python launch.py --config configs/cpu_small.py --config.dataset_dir DATA --workd
 """
 
 from ml_collections import ConfigDict
-
-from configs import default
+from socseg_jax.configs import default
 
 
 def get_config() -> ConfigDict:

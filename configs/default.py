@@ -4,8 +4,7 @@ python launch.py --config configs/default.py --config.dataset_dir DATA --workdir
 """
 
 from ml_collections import ConfigDict
-
-from configs import common
+from socseg_jax.configs import common
 
 
 def get_config() -> ConfigDict:

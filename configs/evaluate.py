@@ -6,8 +6,7 @@ python launch.py --config configs/evaluate.py --config.checkpoint RUN \
 """
 
 from ml_collections import ConfigDict
-
-from configs import common
+from socseg_jax.configs import common
 
 
 def get_config() -> ConfigDict:

@@ -4,8 +4,7 @@ python launch.py --config configs/quickstart.py --workdir /tmp/quickstart
 """
 
 from ml_collections import ConfigDict
-
-from configs import common
+from socseg_jax.configs import common
 
 
 def get_config() -> ConfigDict:
@@ -37,4 +36,7 @@ def get_config() -> ConfigDict:
     config.predict.patch_size = 128
     config.predict.stride = 64
     config.predict.tta = "flips"  # measured +0.006 test mIoU for 4 passes on three small images
+    config.segment = ConfigDict()
+    common.segment_options(config.segment)
+    config.segment.overwrite = True
     return config

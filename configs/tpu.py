@@ -5,8 +5,7 @@ python launch.py --config configs/tpu.py --config.dataset_dir gs://.../DATA --wo
 """
 
 from ml_collections import ConfigDict
-
-from configs import gpu
+from socseg_jax.configs import gpu
 
 
 def get_config() -> ConfigDict:

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from socseg_jax.core.d4 import apply_d4, random_d4
+from socseg_jax.core.errors import UserError
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -16,9 +19,9 @@ def tile_starts(length: int, patch: int, stride: int) -> np.ndarray:
     max(length, patch): every position is covered and no window reaches past the border.
     """
     if patch < 1 or stride < 1:
-        raise ValueError(f"patch and stride must be >= 1, got patch={patch}, stride={stride}")
+        raise UserError(f"patch and stride must be >= 1, got patch={patch}, stride={stride}")
     if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
+        raise UserError(f"length must be >= 1, got {length}")
     last = max(length, patch) - patch
     count = -(-last // stride) + 1
     return np.minimum(np.arange(count, dtype=np.int64) * stride, last)
@@ -39,9 +42,9 @@ def split_by_source(
     With three or more images every split gets at least one; fractions decide the rest.
     """
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1:
-        raise ValueError("val_fraction and test_fraction must lie in [0, 1)")
+        raise UserError("val_fraction and test_fraction must lie in [0, 1)")
     if val_fraction + test_fraction >= 1:
-        raise ValueError("val_fraction + test_fraction must be below 1")
+        raise UserError("val_fraction + test_fraction must be below 1")
     order = list(np.random.default_rng(seed).permutation(sorted(names)))
     n = len(order)
     n_test = round(n * test_fraction)
@@ -51,7 +54,7 @@ def split_by_source(
         n_val = max(n_val, 1 if val_fraction > 0 else 0)
     n_train = n - n_test - n_val
     if n_train < 1:
-        raise ValueError(f"{n} samples are too few for a train split with these fractions")
+        raise UserError(f"{n} samples are too few for a train split with these fractions")
     return {
         "train": sorted(order[:n_train]),
         "validation": sorted(order[n_train : n_train + n_val]),
@@ -84,12 +87,12 @@ def cut_patches(
     At `origins` when given (e.g. from `sample_origins`), else on the regular grid.
     """
     if image.shape[:2] != label.shape or label.shape != confidence.shape:
-        raise ValueError(
+        raise UserError(
             f"{source}: image {image.shape[:2]}, labels {label.shape} and confidence "
             f"{confidence.shape} differ in size"
         )
     if min(label.shape) < patch:
-        raise ValueError(f"{source}: image {label.shape} is smaller than the patch size {patch}")
+        raise UserError(f"{source}: image {label.shape} is smaller than the patch size {patch}")
     for y, x in origins if origins is not None else patch_origins(label.shape, patch, stride):
         window = (slice(y, y + patch), slice(x, x + patch))
         yield Patch(source, (y, x), image[window], label[window], confidence[window])
@@ -109,7 +112,7 @@ def random_patch_origins(
     more than the IoU cap, so patches are diverse without a rigid grid. Deterministic in `rng`.
     """
     if min(shape) < patch:
-        raise ValueError(f"image {shape} is smaller than the patch size {patch}")
+        raise UserError(f"image {shape} is smaller than the patch size {patch}")
     accepted: list[tuple[int, int]] = []
     area = float(patch * patch)
     for _ in range(count * max_tries):
@@ -141,7 +144,7 @@ def sample_origins(
     if sampler == "grid":
         return patch_origins(shape, patch, stride)
     if sampler != "random":
-        raise ValueError(f"sampler must be 'grid' or 'random', not {sampler!r}")
+        raise UserError(f"sampler must be 'grid' or 'random', not {sampler!r}")
     count = int(settings.get("patches_per_image") or len(patch_origins(shape, patch, stride)))
     key = [seed] + [ord(c) for c in source]
     rng = np.random.default_rng(np.random.SeedSequence(key))
@@ -160,11 +163,10 @@ def augment_patch(
     """
     from scipy import ndimage as ndi
 
-    k, flip = int(rng.integers(4)), bool(rng.integers(2))
+    k, flip = random_d4(rng)
 
     def d4(a: np.ndarray) -> np.ndarray:
-        a = np.rot90(a, k, axes=(0, 1))
-        return np.ascontiguousarray(a[:, ::-1] if flip else a)
+        return apply_d4(a, k, flip)
 
     top = float(np.iinfo(image.dtype).max)
     img = d4(image).astype(np.float32) / top

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from data_prep.io import atomic_path
+from socseg_jax.core.atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

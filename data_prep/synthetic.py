@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from data_prep.io import atomic_path, write_json_atomic, write_tiff_atomic
+from socseg_jax.core.atomic import atomic_path, write_json_atomic, write_tiff_atomic
 
 ELEMENTS = ("Ni", "O", "Zr", "Y")
 EDS_FILE_NAMES = {"Ni": "Ni Ka1.tif", "O": "O Ka1.tif", "Zr": "Zr La1.tif", "Y": "Y La1.tif"}

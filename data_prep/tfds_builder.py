@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_prep.patches import Patch, augment_patch, cut_patches, sample_origins
+from socseg_jax.core.errors import MissingInputError, UserError
 
 DATASET_NAME = "socseg_patches"
 
@@ -153,7 +154,7 @@ def resolve_dataset_dir(path: str | Path) -> Path:
     """Finds the TFDS version folder from a prepare output_dir or the folder itself."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"dataset_dir {path} does not exist (run job=prepare first)")
+        raise MissingInputError(f"dataset_dir {path} does not exist (run job=prepare first)")
     if (path / "dataset_info.json").exists():
         return path
     report = path / "prepare_report.json"
@@ -162,7 +163,7 @@ def resolve_dataset_dir(path: str | Path) -> Path:
     found = sorted(path.glob(f"{DATASET_NAME}/*/*/dataset_info.json"))
     if len(found) == 1:
         return found[0].parent
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"no prepared dataset found in {path}: expected a prepare output_dir "
         "(with prepare_report.json) or a TFDS version folder (with dataset_info.json)"
     )
@@ -172,7 +173,7 @@ def open_split(dataset_dir: str | Path, split: str) -> Any:
     """Random-access data source (array_record) for one split of a prepared dataset."""
     builder = tfds.builder_from_directory(str(resolve_dataset_dir(dataset_dir)))
     if split not in builder.info.splits:
-        raise ValueError(
+        raise UserError(
             f"split '{split}' not in {builder.data_dir} (has {sorted(builder.info.splits)})"
         )
     return builder.as_data_source(split=split)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from data_prep.align import RegistrationError, register_eds
-from data_prep.io import normalize_sem
+from data_prep.registration import RegistrationError, register_eds
 from data_prep.synthetic import SimulationParams, simulate_sample
+from socseg_jax.core.intensity import normalize_sem
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

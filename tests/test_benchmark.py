@@ -2,7 +2,8 @@
 
 import json
 
-from configs import benchmark as benchmark_config
+from socseg_jax.configs import benchmark as benchmark_config
+
 from socseg_jax.jobs import run_job
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from ml_collections import ConfigDict
 
-from socseg_jax import host_devices
+from socseg_jax.runtime import host_devices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,8 @@ def test_host_device_count_splits_every_batch(cores, sizes, processes, expected)
 
 def _configure_in_child(env_flags: str, config: str) -> str:
     code = (
-        "import os; from ml_collections import ConfigDict; from socseg_jax import host_devices;"
+        "import os; from ml_collections import ConfigDict;"
+        "from socseg_jax.runtime import host_devices;"
         f"n = host_devices.configure(ConfigDict({config}), cores=4);"
         "import jax; print(n, jax.device_count(), os.environ.get('XLA_FLAGS', ''))"
     )

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from socseg_jax.input_pipeline import augment_d4, eval_batches, train_batches
+from socseg_jax.training.input_pipeline import augment_d4, eval_batches, train_batches
 
 
 def test_augment_transforms_image_and_label_together():

@@ -5,17 +5,15 @@ import pytest
 import skimage.io
 import tifffile
 
-from data_prep.io import (
-    ImageReadError,
-    SampleError,
-    discover_samples,
-    find_eds_maps,
-    normalize_sem,
-    read_grey,
-    read_raw_sample,
-    write_tiff_atomic,
-)
-from data_prep.phases import colorize, overlay, save_overlay_png
+from data_prep.errors import ImageReadError, SampleError
+from data_prep.readers.eds_maps import find_eds_maps
+from data_prep.readers.images import read_grey
+from data_prep.samples.files import discover_samples
+from data_prep.samples.raw_sample import read_raw_sample
+from socseg_jax.core.atomic import write_tiff_atomic
+from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.core.overlays import overlay, save_overlay_png
+from socseg_jax.core.phases import colorize
 
 
 def test_read_8_and_16_bit_tiff(tmp_path):
@@ -273,15 +271,11 @@ def test_write_tiff_atomic_and_overlay(tmp_path):
 # --- readers for real microscope exports -------------------------------------------------
 
 from data_prep import synthetic  # noqa: E402
-from data_prep.io import (  # noqa: E402
-    crop_data_bar,
-    detect_data_bar,
-    labels_from_values,
-    read_h5oina,
-    read_label_values,
-    read_manifest,
-    read_sem_metadata,
-)
+from data_prep.readers.data_bar import crop_data_bar, detect_data_bar  # noqa: E402
+from data_prep.readers.h5oina import read_h5oina  # noqa: E402
+from data_prep.readers.label_maps import labels_from_values, read_label_values  # noqa: E402
+from data_prep.readers.sem_metadata import read_sem_metadata  # noqa: E402
+from data_prep.samples.files import read_manifest  # noqa: E402
 
 
 def test_zeiss_tiff_metadata(tmp_path):

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
-from socseg_jax.keras_import import keras_normalize, load_keras_model  # noqa: E402
+from socseg_jax.models.keras_import import keras_normalize, load_keras_model  # noqa: E402
 
 FEATURES, ENCODER_DROPOUT, DECODER_DROPOUT = (4, 8, 16), (0.1, 0.1, 0.2), (0.2, 0.1)
 

@@ -3,18 +3,19 @@
 import numpy as np
 import pytest
 
-from data_prep.align import register_eds
-from data_prep.io import normalize_sem
-from data_prep.labels import (
-    CONFIDENT,
-    eds_evidence,
-    eds_labels,
-    label_from_scribbles,
-    refine_labels,
-    refine_mean_field,
-)
-from data_prep.prepare import confusion, mean_iou
+from data_prep.labels.eds_rules import eds_evidence, eds_labels
+from data_prep.labels.forest import CONFIDENT, refine_forest
+from data_prep.labels.mean_field import refine_mean_field
+from data_prep.labels.scribbles import label_from_scribbles
+from data_prep.prepare.checks import mean_iou
+from data_prep.registration import register_eds
 from data_prep.synthetic import SimulationParams, simulate_sample, simulate_scribbles
+from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.core.scores import confusion_matrix
+
+
+def miou(truth, pred):
+    return mean_iou(confusion_matrix(truth, pred))
 
 
 def _stage_a(params: SimulationParams, seed: int):
@@ -35,7 +36,7 @@ def test_eds_labels_match_truth(oxidation_min):
     labels, conf = eds_labels(sem, aligned)
     assert labels.dtype == np.uint8 and labels.shape == (256, 256)
     assert conf.dtype == np.float32 and conf.min() >= 0.0 and conf.max() <= 1.0
-    assert mean_iou(s.phases, labels) >= 0.83  # 120 min: 0.843 (HEAD code too); NiO/Ni edges
+    assert miou(s.phases, labels) >= 0.83  # 120 min: 0.843 (HEAD code too); NiO/Ni edges
     wrong = labels != s.phases
     assert conf[wrong].mean() < conf[~wrong].mean()  # confidence means something
 
@@ -54,13 +55,13 @@ def test_missing_map_rejected():
 
 def test_refinement_keeps_confident_pixels_and_scores_like_stage_a():
     s, sem, ev, lab_a, conf_a = _stage_a(SimulationParams(shape=(192, 192), oxidation_min=30), 13)
-    lab_b, conf_b = refine_labels(sem, ev, lab_a, conf_a, seed=0, n_jobs=1)
+    lab_b, conf_b = refine_forest(sem, ev, lab_a, conf_a, seed=0, n_jobs=1)
     assert lab_b.dtype == np.uint8 and conf_b.dtype == np.float32 and lab_b.shape == lab_a.shape
     sure = conf_a >= CONFIDENT
     np.testing.assert_array_equal(lab_b[sure], lab_a[sure])
     assert 0.0 <= conf_b.min() and conf_b.max() <= 1.0
-    assert abs(mean_iou(s.phases, lab_b) - mean_iou(s.phases, lab_a)) < 0.03
-    again, _ = refine_labels(sem, ev, lab_a, conf_a, seed=0, n_jobs=1)
+    assert abs(miou(s.phases, lab_b) - miou(s.phases, lab_a)) < 0.03
+    again, _ = refine_forest(sem, ev, lab_a, conf_a, seed=0, n_jobs=1)
     np.testing.assert_array_equal(again, lab_b)  # deterministic
 
 
@@ -76,7 +77,7 @@ def test_mean_field_refinement_beats_stage_a_on_every_sample():
         assert lab_b.dtype == np.uint8 and conf_b.dtype == np.float32
         assert 0.0 <= conf_b.min() and conf_b.max() <= 1.0
         np.testing.assert_array_equal(lab_b == 0, lab_a == 0)  # pores are kept
-        gains.append(mean_iou(s.phases, lab_b) - mean_iou(s.phases, lab_a))
+        gains.append(miou(s.phases, lab_b) - miou(s.phases, lab_a))
     assert min(gains) > 0.0 and np.mean(gains) > 0.003, gains
 
 
@@ -111,8 +112,8 @@ def test_scribbles_beat_coarse_eds_labels_and_are_kept():
         assert notes == [] and lab.dtype == np.uint8 and conf.dtype == np.float32
         np.testing.assert_array_equal(lab[marks > 0], marks[marks > 0] - 1)
         assert np.all(conf[marks > 0] == 1.0) and 0.0 <= conf.min()
-        pooled_mf = pooled_mf + confusion(s.phases, mf)
-        pooled_scribbles = pooled_scribbles + confusion(s.phases, lab)
+        pooled_mf = pooled_mf + confusion_matrix(s.phases, mf)
+        pooled_scribbles = pooled_scribbles + confusion_matrix(s.phases, lab)
     assert mean_iou(pooled_scribbles) > mean_iou(pooled_mf) + 0.03
 
 

@@ -6,12 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from socseg_jax.metrics import (
-    confusion_matrix,
-    confusion_matrix_jax,
-    format_scores,
-    segmentation_scores,
-)
+from socseg_jax.core.scores import confusion_matrix, format_scores, segmentation_scores
+from socseg_jax.evaluation.device_confusion import confusion_matrix_jax
 
 TRUTH = np.array([[0, 0, 1, 1], [2, 2, 2, 0]])
 PRED = np.array([[0, 1, 1, 1], [2, 0, 2, 0]])

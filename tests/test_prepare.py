@@ -7,18 +7,22 @@ import numpy as np
 import pytest
 import skimage.io
 import tifffile
+from socseg_jax.configs.common import prepare_config
 
 from data_prep import synthetic
-from data_prep.prepare import prepare, prepare_sample
+from data_prep.prepare.run import prepare
+from data_prep.prepare.sample import prepare_sample
 from data_prep.tfds_builder import dataset_metadata, open_split
 
-SETTINGS = {
-    "patch_size": 64,
-    "stride": 64,
-    "val_fraction": 0.2,
-    "test_fraction": 0.2,
-    "min_registration_quality": 0.3,
-}
+
+def settings(**overrides):
+    """config.prepare (configs/common.py) on small patches, with some keys changed."""
+    config = prepare_config()
+    config.update(dict(patch_size=64, stride=64, val_fraction=0.2, test_fraction=0.2) | overrides)
+    return config
+
+
+SETTINGS = settings()
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +126,7 @@ def test_rerun_is_a_noop_and_new_settings_a_new_dataset(raw_dir, report):
     mtime = info.stat().st_mtime_ns
     again = prepare(raw_dir, out, SETTINGS, seed=0)
     assert again["dataset_path"] == rep["dataset_path"] and info.stat().st_mtime_ns == mtime
-    other = prepare(raw_dir, out, SETTINGS | {"registration": "translation"}, seed=0)
+    other = prepare(raw_dir, out, settings(registration="translation"), seed=0)
     assert other["dataset_path"] != rep["dataset_path"]
 
 
@@ -132,7 +136,7 @@ def test_manifest_and_empty_raw_dir(raw_dir, tmp_path):
         f"m2,{raw_dir}/sample_001_ox30/sem.tif,{raw_dir}/sample_001_ox30/eds\n"
         f"m3,{raw_dir}/sample_002_ox10/sem.tif,{raw_dir}/sample_002_ox10/eds\n"
     )
-    rep = prepare(tmp_path, tmp_path / "out", SETTINGS | {"manifest": "m.csv"}, seed=0)
+    rep = prepare(tmp_path, tmp_path / "out", settings(manifest="m.csv"), seed=0)
     assert rep["num_prepared"] == 3 and not rep["failed"]
     (tmp_path / "nothing").mkdir()
     with pytest.raises(ValueError, match="no sample folders"):
@@ -144,7 +148,7 @@ def test_two_detector_channels(tmp_path):
     synthetic.write_raw_dataset(raw, 3, seed=1, shape=(128, 128), oxidation_times=(10,))
     for d in raw.iterdir():  # a second detector: here an inverted copy of the first
         tifffile.imwrite(d / "sem2.tif", 255 - tifffile.imread(d / "sem.tif"))
-    rep = prepare(raw, tmp_path / "out", SETTINGS | {"channels": 2}, seed=0)
+    rep = prepare(raw, tmp_path / "out", settings(channels=2), seed=0)
     assert rep["num_prepared"] == 3
     record = open_split(rep["dataset_path"], "train")[0]
     assert record["image"].shape == (64, 64, 2)
@@ -152,7 +156,7 @@ def test_two_detector_channels(tmp_path):
         np.corrcoef(record["image"][..., 0].ravel(), record["image"][..., 1].ravel())[0, 1] < -0.9
     )
     (next(raw.iterdir()) / "sem2.tif").unlink()
-    rep = prepare(raw, tmp_path / "out3", SETTINGS | {"channels": 2}, seed=0)
+    rep = prepare(raw, tmp_path / "out3", settings(channels=2), seed=0)
     assert "2 channels configured" in rep["failed"][0]["reason"]
 
 
@@ -161,19 +165,19 @@ def test_coarse_eds_maps_warned(tmp_path, caplog):
     synthetic.write_raw_dataset(raw, 1, seed=2, shape=(256, 256), oxidation_times=(30,),
                                 eds_downsample=8)
     with caplog.at_level("WARNING"):
-        _, rep = prepare_sample(next(raw.iterdir()), tmp_path / "out", 0.3, SETTINGS)
+        _, rep = prepare_sample(next(raw.iterdir()), tmp_path / "out", SETTINGS)
     assert rep.status == "ok" and len(rep.warnings) == 1
     assert "8.0x coarser" in rep.warnings[0] and "8.0x coarser" in caplog.text
     sample = next(raw.iterdir())  # the user answers with a few strokes of each phase
     marks = synthetic.simulate_scribbles(tifffile.imread(sample / "truth.tif"), 40, 0)
     skimage.io.imsave(sample / "scribbles.png", marks, check_contrast=False)
-    paths, rep = prepare_sample(sample, tmp_path / "out3", 0.3, SETTINGS)
+    paths, rep = prepare_sample(sample, tmp_path / "out3", SETTINGS)
     assert rep.label_source == "EDS + scribbles forest" and rep.truth_miou is not None
     labels = tifffile.imread(paths.label_path)
     np.testing.assert_array_equal(labels[marks > 0], marks[marks > 0] - 1)
     fine = tmp_path / "fine"
     synthetic.write_raw_dataset(fine, 1, seed=2, shape=(256, 256), oxidation_times=(30,))
-    _, rep = prepare_sample(next(fine.iterdir()), tmp_path / "out2", 0.3, SETTINGS)
+    _, rep = prepare_sample(next(fine.iterdir()), tmp_path / "out2", SETTINGS)
     assert rep.status == "ok" and rep.warnings == []
 
 

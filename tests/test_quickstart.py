@@ -3,8 +3,9 @@
 import csv
 import json
 
-from configs.quickstart import get_config
-from socseg_jax.quickstart import run_quickstart
+from socseg_jax.configs.quickstart import get_config
+
+from socseg_jax.jobs.quickstart import run
 from tests.test_train import TINY_MODEL
 
 
@@ -23,7 +24,7 @@ def test_quickstart_end_to_end_on_tiny_data(tmp_path):
     config.predict.patch_size = 64
     config.predict.stride = 32
     config.predict.batch_size = 4
-    metrics = run_quickstart(config, tmp_path)
+    metrics = run(config, str(tmp_path))
 
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert saved == metrics

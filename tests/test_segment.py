@@ -9,15 +9,25 @@ import pytest
 import tifffile
 from flax import nnx
 from skimage import io as skio
+from socseg_jax.configs.segment import get_config
 
-from configs.segment import get_config
-from data_prep import phases
-from socseg_jax import checkpoints, segment
+from socseg_jax.core.errors import UserError
+from socseg_jax.core.phases import STUDY_GREY
+from socseg_jax.inference import archive, outputs
+from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.jobs import segment
 from socseg_jax.models.unet import UNet, UNetConfig
-from socseg_jax.predict import SlidingWindowPredictor
+from socseg_jax.training import checkpoints
 
 PATCH = 32
 LINEAR = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32) * 3.0
+
+
+def options(**overrides):
+    """The segment job's options (configs/segment.py) with some changed."""
+    config = get_config()
+    config.update(overrides)
+    return config
 
 
 def pixelwise_model(batch):
@@ -89,22 +99,22 @@ def test_messy_archive(tmp_path, checkpoint_dir):
     config.predict.update(patch_size=PATCH, stride=16, batch_size=4, tta="flips")
     config.save_probabilities = config.save_uncertainty = True
     config.label_encoding = "grey"
-    rows = segment.run_segment_job(config)
+    rows = segment.run(config, None)
     assert len(rows) == len(valid) + len(invalid)
     summary = read_summary(out / "summary.csv")
     for rel in valid:
         row = summary[str(source / rel)]
         assert row["status"] == "ok", row
-        job = segment.ImageJob(source / rel, Path(rel))
+        job = archive.ImageJob(source / rel, Path(rel))
         paths = job.paths(out)
         labels = tifffile.imread(paths["labels"])
-        assert labels.dtype == np.uint8 and set(np.unique(labels)) <= set(phases.STUDY_GREY)
+        assert labels.dtype == np.uint8 and set(np.unique(labels)) <= set(STUDY_GREY)
         assert labels.shape == (int(row["height"]), int(row["width"]))
         proba = tifffile.imread(paths["proba"])
         assert proba.dtype == np.float16 and proba.shape == (4, *labels.shape)
         assert tifffile.imread(paths["max_prob"]).shape == labels.shape
         assert paths["overlay"].stat().st_size > 0
-        fractions = [float(row[f]) for f in segment.FRACTION_FIELDS]
+        fractions = [float(row[f]) for f in outputs.FRACTION_FIELDS]
         assert sum(fractions) == pytest.approx(100.0, abs=0.01)
         assert 0.25 <= float(row["mean_max_prob"]) <= 1.0
     assert summary[str(source / "tiny.tif")]["height"] == "9"
@@ -124,7 +134,7 @@ def test_every_image_failed_raises(tmp_path, checkpoint_dir):
     config.checkpoint = str(checkpoint_dir)
     config.predict.update(patch_size=PATCH, stride=16, batch_size=2)
     with pytest.raises(ValueError, match="every image failed"):
-        segment.run_segment_job(config)
+        segment.run(config, None)
     assert read_summary(tmp_path / "out" / "summary.csv")[str(tmp_path / "in" / "zero.tif")]
 
 
@@ -146,8 +156,8 @@ def test_killed_run_resumes_without_partial_files(tmp_path, monkeypatch):
     for i in range(5):
         tifffile.imwrite(source / f"img{i}.tif",
                          np.random.default_rng(i).integers(0, 255, (40, 30 + i), dtype=np.uint8))
-    jobs = segment.discover_images(str(source))
-    real_save = phases.save_overlay_png
+    jobs = archive.discover_images(str(source))
+    real_save = outputs.save_overlay_png
     written = []
 
     def dying_save(path, grey, labels, title=None):
@@ -157,11 +167,11 @@ def test_killed_run_resumes_without_partial_files(tmp_path, monkeypatch):
         written.append(path)
         real_save(path, grey, labels, title)
 
-    monkeypatch.setattr(phases, "save_overlay_png", dying_save)
+    monkeypatch.setattr(outputs, "save_overlay_png", dying_save)
     first = CountingPredictor()
     with pytest.raises(KeyboardInterrupt):
-        segment.segment_images(first, jobs, out, num_workers=1, prefetch=1)
-    monkeypatch.setattr(phases, "save_overlay_png", real_save)
+        segment.segment_images(first, jobs, out, options(num_workers=1, prefetch=1))
+    monkeypatch.setattr(outputs, "save_overlay_png", real_save)
     # Every file under its final name is complete; the summary lists the finished images.
     for path in out.glob("*.tif"):
         assert tifffile.imread(path).shape[0] == 40
@@ -170,13 +180,14 @@ def test_killed_run_resumes_without_partial_files(tmp_path, monkeypatch):
     assert list(out.glob(".*.tmp"))  # a stale temporary, as a SIGKILL would leave
 
     second = CountingPredictor()
-    rows = segment.segment_images(second, jobs, out)
+    rows = segment.segment_images(second, jobs, out, options())
     assert second.calls == 3
     assert [r["status"] for r in rows] == ["skipped"] * 2 + ["ok"] * 3
     assert rows[0]["NiO_percent"] != ""
     assert not list(out.glob(".*.tmp"))
     third = CountingPredictor()
-    assert [r["status"] for r in segment.segment_images(third, jobs, out)] == ["skipped"] * 5
+    rows = segment.segment_images(third, jobs, out, options())
+    assert [r["status"] for r in rows] == ["skipped"] * 5
     assert third.calls == 0
 
 
@@ -184,54 +195,56 @@ def test_discovery_glob_list_and_shards(tmp_path):
     for rel in ["x/1.TIF", "x/y/2.png", "x/3.jpeg", "x/skip.txt", "x/.4.tif"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"1")
-    found = segment.discover_images(str(tmp_path / "x"))
+    found = archive.discover_images(str(tmp_path / "x"))
     assert [str(j.relative) for j in found] == ["1.TIF", "3.jpeg", "y/2.png"]
-    globbed = segment.discover_images(str(tmp_path / "x" / "**" / "*.png"))
+    globbed = archive.discover_images(str(tmp_path / "x" / "**" / "*.png"))
     assert [str(j.relative) for j in globbed] == ["y/2.png"]
     listing = tmp_path / "list.txt"
     listing.write_text(f"{tmp_path / 'x/1.TIF'}\n\n{tmp_path / 'x/3.jpeg'}\n")
-    assert len(segment.discover_images(str(listing))) == 2
-    shards = [segment.shard_jobs(found, i, 2) for i in range(2)]
+    assert len(archive.discover_images(str(listing))) == 2
+    shards = [archive.shard_jobs(found, i, 2) for i in range(2)]
     assert sorted(j.path for s in shards for j in s) == sorted(j.path for j in found)
     with pytest.raises(ValueError, match="shard_index"):
-        segment.shard_jobs(found, 2, 2)
+        archive.shard_jobs(found, 2, 2)
     with pytest.raises(FileNotFoundError):
-        segment.discover_images(str(tmp_path / "nothing*.tif"))
+        archive.discover_images(str(tmp_path / "nothing*.tif"))
 
 
 def test_data_bar_and_options(tmp_path):
     image = np.arange(60 * 40, dtype=np.uint8).reshape(60, 40)
     tifffile.imwrite(tmp_path / "bar.tif", image)
-    job = segment.ImageJob(tmp_path / "bar.tif", Path("bar.tif"))
+    job = archive.ImageJob(tmp_path / "bar.tif", Path("bar.tif"))
     rows = segment.segment_images(
         SlidingWindowPredictor(pixelwise_model, patch_size=PATCH), [job], tmp_path / "out",
-        data_bar_height="12", preprocess="keras_l2_rows",
+        options(data_bar="12", preprocess="keras_l2_rows"),
     )
-    assert (rows[0]["height"], rows[0]["width"]) == (48, 40)
+    assert (rows[0]["height"], rows[0]["width"], rows[0]["data_bar_rows"]) == (48, 40, 12)
     bar = np.random.default_rng(0).integers(0, 255, (60, 40), dtype=np.uint8)
     bar[50:] = 255  # a white data bar of 10 rows
     bar[53, 5:9] = 0  # with some text
     tifffile.imwrite(tmp_path / "auto.tif", bar)
-    job = segment.ImageJob(tmp_path / "auto.tif", Path("auto.tif"))
+    job = archive.ImageJob(tmp_path / "auto.tif", Path("auto.tif"))
     rows = segment.segment_images(
         SlidingWindowPredictor(pixelwise_model, patch_size=PATCH), [job], tmp_path / "out",
-        data_bar_height="auto",
+        options(),  # data_bar="auto" is the default, as in prepare
     )
-    assert rows[0]["height"] == 50
-    with pytest.raises(ValueError, match="data_bar_height"):
-        segment.SegmentOptions(data_bar_height="lots")
-    with pytest.raises(ValueError, match="preprocess"):
-        segment.SegmentOptions(preprocess="zscore")
-    with pytest.raises(ValueError, match="label_encoding"):
-        segment.SegmentOptions(label_encoding="rgb")
+    assert (rows[0]["height"], rows[0]["data_bar_rows"]) == (50, 10)
+    with pytest.raises(UserError, match="data_bar"):
+        outputs.check_options(options(data_bar="lots"))
+    with pytest.raises(UserError, match="preprocess"):
+        outputs.check_options(options(preprocess="zscore"))
+    with pytest.raises(UserError, match="label_encoding"):
+        outputs.check_options(options(label_encoding="rgb"))
 
 
 KILLED_RUN = """
 import sys, time
 import jax
 import jax.numpy as jnp
-from socseg_jax import segment
-from socseg_jax.predict import SlidingWindowPredictor
+from socseg_jax.configs.segment import get_config
+from socseg_jax.inference.archive import discover_images
+from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.jobs.segment import segment_images
 
 class Slow(SlidingWindowPredictor):
     def predict_maps(self, image, kinds=("labels",), dtypes=None):
@@ -239,8 +252,9 @@ class Slow(SlidingWindowPredictor):
         return super().predict_maps(image, kinds, dtypes)
 
 model = lambda b: jax.nn.softmax(jnp.concatenate([b, -b, b * 2, b * 0], -1), -1)
-jobs = segment.discover_images(sys.argv[1])
-segment.segment_images(Slow(model, patch_size=32), jobs, sys.argv[2], num_workers=1)
+options = get_config()
+options.num_workers = 1
+segment_images(Slow(model, patch_size=32), discover_images(sys.argv[1]), sys.argv[2], options)
 """
 
 
@@ -272,7 +286,7 @@ def test_sigkilled_run_resumes(tmp_path):
     for path in out.glob("*_labels.tif"):  # whatever exists under a final name is complete
         assert tifffile.imread(path).shape == (300, 200)
     predictor = CountingPredictor()
-    rows = segment.segment_images(predictor, segment.discover_images(str(source)), out)
+    rows = segment.segment_images(predictor, archive.discover_images(str(source)), out, options())
     assert predictor.calls == 8 - len(done_before)
     assert sum(r["status"] == "skipped" for r in rows) == len(done_before)
     assert all(r["status"] in ("ok", "skipped") for r in rows)

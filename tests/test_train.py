@@ -8,12 +8,12 @@ import pytest
 from flax import nnx
 from ml_collections import ConfigDict
 
-from socseg_jax import checkpoints
-from socseg_jax.distributed import check_batch_size
-from socseg_jax.input_pipeline import train_batches
 from socseg_jax.models.unet import UNetConfig
-from socseg_jax.optim import make_optimizer
-from socseg_jax.train import init_model, make_train_step, train_and_evaluate
+from socseg_jax.runtime.distributed import check_batch_size
+from socseg_jax.training import checkpoints
+from socseg_jax.training.input_pipeline import train_batches
+from socseg_jax.training.optim import make_optimizer
+from socseg_jax.training.train import init_model, make_train_step, train_and_evaluate
 
 TINY_MODEL = {
     "features": (4, 8),

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from socseg_jax import checkpoints
 from socseg_jax.models.unet import UNetConfig
-from socseg_jax.optim import make_optimizer
-from socseg_jax.train import init_model, train_and_evaluate
+from socseg_jax.training import checkpoints
+from socseg_jax.training.optim import make_optimizer
+from socseg_jax.training.train import init_model, train_and_evaluate
 from tests.test_train import TINY_MODEL, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,7 +46,7 @@ def save_params(path: str, params) -> None:
 
 def kill_during_save(step_to_kill: int) -> None:
     """Makes checkpoints.save start the (asynchronous) save of `step_to_kill`, then SIGKILL."""
-    from socseg_jax import checkpoints
+    from socseg_jax.training import checkpoints
 
     original = checkpoints.save
 
@@ -60,7 +60,7 @@ def kill_during_save(step_to_kill: int) -> None:
 
 def kill_after_step(step_to_kill: int) -> None:
     """SIGKILLs the process right after training step `step_to_kill` (between checkpoints)."""
-    from socseg_jax.training_log import TrainingLog
+    from socseg_jax.training.training_log import TrainingLog
 
     original = TrainingLog.record_step
 
@@ -80,8 +80,8 @@ def equality_check() -> None:
     from jax.sharding import PartitionSpec as P
 
     from socseg_jax.models.unet import UNetConfig
-    from socseg_jax.optim import make_optimizer
-    from socseg_jax.train import init_model, make_train_step
+    from socseg_jax.training.optim import make_optimizer
+    from socseg_jax.training.train import init_model, make_train_step
     from tests.test_train import TINY_MODEL
 
     assert jax.device_count() == 4, jax.devices()
@@ -140,11 +140,11 @@ def main() -> None:
         kill_during_save(args.kill_during_save)
     if args.kill_after_step:
         kill_after_step(args.kill_after_step)
-    from socseg_jax.train import train_and_evaluate
+    from socseg_jax.training.train import train_and_evaluate
     from tests.test_train import TINY_MODEL  # noqa: F401 - same tiny model everywhere
 
     train_and_evaluate(tiny_config(args.dataset, args.steps), args.workdir)
-    from socseg_jax import checkpoints
+    from socseg_jax.training import checkpoints
 
     model, _, _ = checkpoints.load_model(args.workdir)
     from flax import nnx

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from socseg_jax.core.errors import UserError
+
 _COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 _TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
 Initializer = Callable[..., jax.Array]
@@ -58,35 +60,35 @@ class UNetConfig:
         for name in ("features", "encoder_dropout", "decoder_dropout"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, Sequence):
-                raise ValueError(f"UNetConfig.{name} must be a sequence, got {value!r}")
+                raise UserError(f"UNetConfig.{name} must be a sequence, got {value!r}")
             object.__setattr__(self, name, tuple(value))
         depth = len(self.features)
         if depth < 1:
-            raise ValueError("UNetConfig.features must have at least one level")
+            raise UserError("UNetConfig.features must have at least one level")
         if any(int(f) != f or f < 1 for f in self.features):
-            raise ValueError(f"UNetConfig.features must be positive ints, got {self.features}")
+            raise UserError(f"UNetConfig.features must be positive ints, got {self.features}")
         object.__setattr__(self, "features", tuple(int(f) for f in self.features))
         if len(self.encoder_dropout) != depth:
-            raise ValueError(
+            raise UserError(
                 f"UNetConfig.encoder_dropout needs len(features)={depth} rates, "
                 f"got {len(self.encoder_dropout)}: {self.encoder_dropout}"
             )
         if len(self.decoder_dropout) != depth - 1:
-            raise ValueError(
+            raise UserError(
                 f"UNetConfig.decoder_dropout needs len(features)-1={depth - 1} rates, "
                 f"got {len(self.decoder_dropout)}: {self.decoder_dropout}"
             )
         for name in ("encoder_dropout", "decoder_dropout"):
             rates = tuple(float(r) for r in getattr(self, name))
             if any(not 0.0 <= r < 1.0 for r in rates):
-                raise ValueError(f"UNetConfig.{name} rates must be in [0, 1), got {rates}")
+                raise UserError(f"UNetConfig.{name} rates must be in [0, 1), got {rates}")
             object.__setattr__(self, name, rates)
         for name in ("in_channels", "num_classes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"UNetConfig.{name} must be a positive int, got {value!r}")
+                raise UserError(f"UNetConfig.{name} must be a positive int, got {value!r}")
         if self.compute_dtype not in _COMPUTE_DTYPES:
-            raise ValueError(
+            raise UserError(
                 f"UNetConfig.compute_dtype must be one of {_COMPUTE_DTYPES}, "
                 f"got {self.compute_dtype!r}"
             )
@@ -114,7 +116,7 @@ class UNetConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"Unknown UNetConfig keys {unknown}; expected a subset of {sorted(known)}"
             )
         return cls(**dict(data))
@@ -159,7 +161,7 @@ class ConvTranspose2x2(nnx.Module):
         """Upsample ``(N, H, W, Cin)`` to ``(N, 2H, 2W, Cout)``."""
         n, h, w, cin = x.shape
         if cin != self.in_features:
-            raise ValueError(f"ConvTranspose2x2 expects {self.in_features} channels, got {cin}")
+            raise UserError(f"ConvTranspose2x2 expects {self.in_features} channels, got {cin}")
         cout = self.out_features
         kernel = self.kernel[...].astype(self.dtype)
         matrix = jnp.transpose(kernel, (3, 0, 1, 2)).reshape(cin, 4 * cout)
@@ -203,9 +205,9 @@ class Dropout(nnx.Module):
         if self.deterministic or self.rate == 0.0:
             return x
         if rngs is None:
-            raise ValueError("Dropout in train mode needs a PRNG key (rngs=...)")
+            raise UserError("Dropout in train mode needs a PRNG key (rngs=...)")
         if x.size >= 2**32:
-            raise ValueError(f"Dropout supports arrays of < 2**32 elements, got {x.shape}")
+            raise UserError(f"Dropout supports arrays of < 2**32 elements, got {x.shape}")
         threshold = min(round((1.0 - self.rate) * 2.0**32), 2**32 - 1)
         seed = jax.random.bits(rngs, (), jnp.uint32)
         index = jax.lax.iota(jnp.uint32, x.size).reshape(x.shape)  # row-major element index
@@ -383,13 +385,13 @@ class UNet(nnx.Module):
         """
         cfg = self.config
         if x.ndim != 4 or x.shape[-1] != cfg.in_channels:
-            raise ValueError(
+            raise UserError(
                 f"UNet expects input (N, H, W, {cfg.in_channels}), got shape {tuple(x.shape)}"
             )
         h, w = x.shape[1], x.shape[2]
         m = cfg.size_multiple
         if h % m or w % m:
-            raise ValueError(
+            raise UserError(
                 f"UNet of depth {cfg.depth} needs H and W divisible by {m}, got H={h}, W={w}; "
                 "pad the input (e.g. use socseg_jax.predict for whole images)"
             )
@@ -398,7 +400,7 @@ class UNet(nnx.Module):
         keys: list[jax.Array | None] = [None] * len(dropouts)
         if active:
             if rngs is None:
-                raise ValueError(
+                raise UserError(
                     "UNet is in train mode (dropout active) but no rngs were given: pass "
                     "rngs=nnx.Rngs(...) or a PRNG key, or call model.eval() for inference"
                 )

@@ -1,0 +1,143 @@
+"""Stage (b), the default: EDS prior x SEM grey-level likelihood, smoothed by mean-field
+iterations."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.special import expit
+
+from data_prep.labels.eds_rules import PORE, Evidence
+from socseg_jax.core.phases import NUM_CLASSES
+
+# Refinement (stage b, default): EDS prior x SEM likelihood with mean-field smoothing.
+MF_SEM_SIGMA = 0.7  # SEM denoising (px) before the grey-level likelihood
+
+
+MF_CONFIDENT = 0.3  # stage-(a) confidence of the pixels that define the class grey levels
+
+
+MF_LEVEL_SIGMA = 24.0  # scale (px) of the class grey-level maps (follows brightness gradients)
+
+
+MF_LEVEL_STEP = 8  # the level maps are computed on a grid this much coarser (they are smooth)
+
+
+MF_RIM_BINS = 6  # distance-to-pore bins (px) of the bright-rim offset of the solid classes
+
+
+MF_SEM_WEIGHT = 0.3  # weight of the SEM log-likelihood against the EDS log-prior
+
+
+MF_PAIR_WEIGHT = 4.0  # Potts weight of the mean-field smoothing
+
+
+MF_PAIR_SIGMA = 1.0
+
+
+MF_ITERATIONS = 5
+
+
+MF_SLOPES = (3.0, 3.0, 2.0)  # turn the stage-(a) scores (solid, YSZ, NiO) into probabilities
+
+
+MF_FLOOR = 0.02  # smallest prior probability of any class
+
+
+def _eds_log_prior(evidence: Evidence) -> np.ndarray:
+    """(4, H, W) log class probabilities from the stage-(a) scores (sigmoids of the margins)."""
+    k_solid, k_ysz, k_nio = MF_SLOPES
+    solid = expit(k_solid * evidence.solid_score)
+    ysz = expit(k_ysz * evidence.ysz_score)
+    nio = expit(k_nio * evidence.nio_score)
+    ni_bearing = solid * (1 - ysz)
+    prior = np.stack([1 - solid, ni_bearing * nio, ni_bearing * (1 - nio), solid * ysz])
+    return np.log(prior * (1 - NUM_CLASSES * MF_FLOOR) + MF_FLOOR).astype(np.float32)
+
+
+def _local_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Gaussian-weighted mean of ``values`` over ``mask`` at scale ``MF_LEVEL_SIGMA``.
+
+    Computed on a grid ``MF_LEVEL_STEP`` times coarser and interpolated back: the map is
+    smooth, and the full-resolution filter would dominate the time on a 2856x4096 image.
+    """
+    step = MF_LEVEL_STEP
+    h, w = values.shape
+    ph, pw = -h % step, -w % step
+
+    def coarse(x: np.ndarray) -> np.ndarray:
+        x = np.pad(x.astype(np.float32), ((0, ph), (0, pw)), mode="edge")
+        return x.reshape(x.shape[0] // step, step, x.shape[1] // step, step).mean(axis=(1, 3))
+
+    sigma = MF_LEVEL_SIGMA / step
+    num = ndi.gaussian_filter(coarse(np.where(mask, values, 0.0)), sigma)
+    den = ndi.gaussian_filter(coarse(mask), sigma)
+    fallback = float(values[mask].mean())
+    level = np.where(den > 1e-4, num / np.maximum(den, 1e-4), fallback).astype(np.float32)
+    zoom = ((h + ph) / level.shape[0], (w + pw) / level.shape[1])
+    # Coarse cell centres sit at (step - 1) / 2: shift so that the interpolation lines up.
+    full = ndi.zoom(level, zoom, order=1, mode="nearest", grid_mode=True)
+    return full[:h, :w]
+
+
+def refine_mean_field(
+    sem_norm: np.ndarray,
+    evidence: Evidence,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage (b): re-decide the solid phases by EDS prior x SEM likelihood, mean-field smoothed.
+
+    Why: the EDS maps are blurred over several SEM pixels, the SEM is sharp but ambiguous. The
+    grey level of each class is learnt from the confident stage-(a) pixels as a smooth map
+    (so it follows illumination gradients), plus the bright-rim offset as a function of the
+    distance to the nearest pore; a pixel's class is then the most probable under the EDS
+    prior times that Gaussian likelihood, with Potts smoothing between neighbours. Pores stay
+    where stage (a) put them (its local-midpoint rule is better at pore edges). Returns labels
+    and confidence (for solid pixels, the margin of the two most probable classes).
+    """
+    sem_s = ndi.gaussian_filter(np.asarray(sem_norm, np.float32), MF_SEM_SIGMA)
+    unary = _eds_log_prior(evidence)
+    pore = labels == PORE
+    distance_bin = np.minimum(
+        np.ceil(ndi.distance_transform_edt(~pore)).astype(np.int32), MF_RIM_BINS
+    )
+    sure = confidence >= MF_CONFIDENT
+    for cls in range(NUM_CLASSES):
+        in_class = labels == cls
+        if in_class.mean() < 0.002:  # absent in stage (a): not brought in here
+            unary[cls] -= 1e3
+            continue
+        sure_in_class = sure & in_class
+        interior = sure_in_class & ((distance_bin >= MF_RIM_BINS) | (cls == PORE))
+        if interior.sum() < 200:  # too few examples to learn a grey level from
+            unary[cls] -= MF_SEM_WEIGHT * 20.0
+            continue
+        residual = sem_s - _local_mean(sem_s, interior)
+        rim_offset = np.zeros(MF_RIM_BINS + 1, np.float32)
+        if cls != PORE:
+            for b in range(1, MF_RIM_BINS):
+                near = sure_in_class & (distance_bin == b)
+                if near.sum() > 50:
+                    rim_offset[b] = np.median(residual[near])
+        residual -= rim_offset[distance_bin]
+        sd = 1.4826 * float(np.median(np.abs(residual[interior]))) + 1e-3
+        unary[cls] += MF_SEM_WEIGHT * (-0.5 * (residual / sd) ** 2 - np.log(sd))
+
+    def normalise(energy: np.ndarray) -> np.ndarray:
+        """Softmax over the class axis, in place (class planes are contiguous: fast)."""
+        energy -= energy.max(axis=0)
+        np.exp(energy, out=energy)
+        energy /= energy.sum(axis=0)
+        return energy
+
+    q = normalise(unary.copy())
+    for _ in range(MF_ITERATIONS):
+        for c in range(NUM_CLASSES):
+            ndi.gaussian_filter(q[c], MF_PAIR_SIGMA, output=q[c])
+        q = normalise(np.multiply(q, MF_PAIR_WEIGHT, out=q) + unary)
+    q[PORE] = -1.0  # pores are not re-decided
+    top2 = np.sort(q, axis=0)[-2:]
+    out_labels = np.where(pore, PORE, q.argmax(axis=0)).astype(np.uint8)
+    out_conf = np.where(pore, confidence, np.clip(top2[1] - top2[0], 0, 1))
+    return out_labels, out_conf.astype(np.float32)

@@ -1,0 +1,47 @@
+"""Stage (b) of the EDS-guided labels, chosen by `config.prepare.refine_labels`: the labels of
+stage (a) refined at SEM resolution, or taught by the sample's scribbles when it has them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data_prep.labels.eds_rules import Evidence
+from data_prep.labels.forest import refine_forest
+from data_prep.labels.mean_field import refine_mean_field
+from data_prep.labels.scribbles import label_from_scribbles
+from socseg_jax.core.errors import UserError
+
+REFINEMENTS = ("mean_field", "forest", "none")
+
+
+def refine(
+    method: str,
+    sem_norm: np.ndarray,
+    evidence: Evidence,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    scribbles: np.ndarray | None = None,
+    seed: int = 0,
+    n_jobs: int = 2,
+) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
+    """(labels, confidence, label source, notes) after stage (b).
+
+    Scribbles, when given, replace the refinement: the forest learns from them (raises
+    ``ScribbleError`` for scribbles that cannot teach it). ``method`` is one of REFINEMENTS.
+    """
+    if method not in REFINEMENTS:
+        raise UserError(f"refinement must be one of {REFINEMENTS}, got {method!r}")
+    if scribbles is not None:
+        labels, confidence, notes = label_from_scribbles(
+            sem_norm, evidence, labels, confidence, scribbles, seed=seed, n_jobs=n_jobs
+        )
+        return labels, confidence, "EDS + scribbles forest", notes
+    if method == "none":
+        return labels, confidence, "EDS", []
+    if method == "mean_field":
+        labels, confidence = refine_mean_field(sem_norm, evidence, labels, confidence)
+    else:
+        labels, confidence = refine_forest(
+            sem_norm, evidence, labels, confidence, seed=seed, n_jobs=n_jobs
+        )
+    return labels, confidence, f"EDS + {method.replace('_', '-')} refinement", []

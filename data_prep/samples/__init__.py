@@ -1,0 +1,1 @@
+"""Raw samples: finding their files (folders, grouping folders, manifests) and reading them."""

@@ -1,0 +1,1 @@
+"""Scoring against references: device confusion, reference label maps, baselines, figures."""

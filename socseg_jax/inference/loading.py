@@ -1,0 +1,65 @@
+"""Models for inference: trained checkpoints or the study's Keras weights, one or an ensemble.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ml_collections import ConfigDict
+
+from socseg_jax.core.errors import UserError
+from socseg_jax.inference.model_apply import make_ensemble_apply_fn, make_model_apply_fn
+from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.inference.windows import ApplyFn, KeyedApply
+from socseg_jax.training import checkpoints
+
+log = logging.getLogger(__name__)
+
+
+def load_models(checkpoint: str) -> list[Any]:
+    """Models from comma-separated checkpoints: train workdirs / Orbax steps or Keras .h5."""
+    models = []
+    for item in (part.strip() for part in str(checkpoint).split(",")):
+        if not item:
+            continue
+        if Path(item).suffix.lower() in (".h5", ".hdf5"):
+            from socseg_jax.models.keras_import import load_keras_model
+
+            model = load_keras_model(item)
+            log.info("Keras model from %s", item)
+        else:
+            model, _, step = checkpoints.load_model(item)
+            log.info("model from %s (step %d)", item, step)
+        models.append(model)
+    if not models:
+        raise UserError(f"config.checkpoint names no checkpoint: {checkpoint!r}")
+    return models
+
+
+def predictor_from_config(
+    apply_fn: ApplyFn | KeyedApply, predict: ConfigDict
+) -> SlidingWindowPredictor:
+    """The sliding-window predictor a job's ``config.predict`` section describes."""
+    return SlidingWindowPredictor(
+        apply_fn,
+        patch_size=predict.patch_size,
+        stride=predict.stride,
+        batch_size=predict.batch_size,
+        blending=predict.blending,
+        pad_mode=predict.pad_mode,
+        tta=predict.tta,
+        max_band_pixels=predict.max_band_pixels,
+        seed=predict.seed,
+    )
+
+
+def build_predictor(models: Sequence[Any], predict: ConfigDict) -> SlidingWindowPredictor:
+    """Predictor for one model or an ensemble (with ``predict.mc_samples`` MC-dropout passes)."""
+    if len(models) == 1 and not predict.mc_samples:
+        apply_fn = make_model_apply_fn(models[0])
+    else:
+        apply_fn = make_ensemble_apply_fn(models, predict.mc_samples)
+    return predictor_from_config(apply_fn, predict)

@@ -1,0 +1,161 @@
+"""What `segment` writes per image (label TIFF, overlay, optional maps) and its summary CSV.
+
+Every file is written atomically, the overlay last: an image is complete when all the files
+of :func:`file_kinds` exist. ``options`` is the segment job's config (configs/segment.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from ml_collections import ConfigDict
+
+from data_prep.errors import ImageReadError
+from data_prep.readers.data_bar import parse_data_bar
+from data_prep.readers.label_maps import labels_from_values
+from data_prep.readers.sem_metadata import read_pixel_size_nm
+from socseg_jax.core.atomic import write_text_atomic, write_tiff_atomic
+from socseg_jax.core.errors import UserError
+from socseg_jax.core.overlays import save_overlay_png
+from socseg_jax.core.phases import CLASS_NAMES, encode_labels, label_fractions
+from socseg_jax.inference.archive import ImageJob
+from socseg_jax.inference.image_input import PREPROCESSING, ImageInfo, preview_step
+
+FRACTION_FIELDS = [f"{name}_percent" for name in CLASS_NAMES]
+SUMMARY_FIELDS = (
+    ["path", "status", "reason", "height", "width", "pixel_size_nm", "data_bar_rows"]
+    + FRACTION_FIELDS
+    + ["mean_max_prob", "mean_entropy", "seconds"]
+)
+MAP_DTYPES = {"proba": np.float16, "entropy": np.float16, "max_prob": np.float16}
+
+
+def check_options(options: ConfigDict) -> None:
+    """Fails with one line on a bad output or reading option, before any model loads."""
+    encode_labels(np.zeros(1, np.uint8), options.label_encoding)  # rejects a bad encoding
+    if options.preprocess not in PREPROCESSING:
+        raise UserError(f"preprocess must be one of {PREPROCESSING}, got {options.preprocess!r}")
+    parse_data_bar(options.data_bar)
+    if options.num_workers < 1 or options.prefetch < 1 or options.overlay_max_size < 16:
+        raise UserError("need num_workers >= 1, prefetch >= 1 and overlay_max_size >= 16")
+
+
+def map_kinds(options: ConfigDict) -> tuple[str, ...]:
+    """Maps the predictor computes for every image."""
+    kinds = ["labels"]
+    if options.save_probabilities:
+        kinds.append("proba")
+    if options.save_uncertainty:
+        kinds += ["entropy", "max_prob"]
+    return tuple(kinds)
+
+
+def file_kinds(options: ConfigDict) -> tuple[str, ...]:
+    """Output files every finished image has (the overlay last: it marks completion)."""
+    return (*map_kinds(options), "overlay")
+
+
+def write_outputs(
+    job: ImageJob,
+    output_dir: Path,
+    options: ConfigDict,
+    info: ImageInfo,
+    maps: dict[str, np.ndarray],
+    started: float,
+) -> dict[str, Any]:
+    """Writes an image's maps (atomically; the overlay last) and returns its summary row."""
+    paths = job.paths(output_dir)
+    labels = maps["labels"]
+    compression = {"compression": options.tiff_compression} if options.tiff_compression else {}
+    if "proba" in maps:  # planar (K, H, W): one page per class in ImageJ/Fiji
+        write_tiff_atomic(paths["proba"], np.moveaxis(maps["proba"], -1, 0),
+                          photometric="minisblack", **compression)
+    for kind in ("entropy", "max_prob"):
+        if kind in maps:
+            write_tiff_atomic(paths[kind], maps[kind], **compression)
+    write_tiff_atomic(paths["labels"], encode_labels(labels, options.label_encoding),
+                      **compression)
+    step = preview_step(labels.shape, options.overlay_max_size)
+    save_overlay_png(paths["overlay"], info.preview, labels[::step, ::step],
+                     title=str(job.relative))
+    row = summary_row(job, "ok", "", labels, info.pixel_size_nm)
+    row["data_bar_rows"] = info.data_bar_rows
+    if "max_prob" in maps:
+        row["mean_max_prob"] = round(float(maps["max_prob"].mean(dtype=np.float64)), 4)
+        row["mean_entropy"] = round(float(maps["entropy"].mean(dtype=np.float64)), 4)
+    row["seconds"] = round(time.monotonic() - started, 3)
+    return row
+
+
+def summary_row(
+    job: ImageJob, status: str, reason: str, labels: np.ndarray | None, pixel_size: float
+) -> dict[str, Any]:
+    """One summary row: path, status, reason, and size and phase fractions when labelled."""
+    row: dict[str, Any] = {"path": str(job.path), "status": status, "reason": reason}
+    if not math.isnan(pixel_size):
+        row["pixel_size_nm"] = round(pixel_size, 4)
+    if labels is not None:
+        row.update(height=labels.shape[0], width=labels.shape[1])
+        fractions = [round(f, 3) for f in label_fractions(labels)]
+        row.update(zip(FRACTION_FIELDS, fractions, strict=True))
+    return row
+
+
+def failed_row(job: ImageJob, err: Exception) -> dict[str, Any]:
+    """A 'failed' row with a one-line reason (without repeating the path)."""
+    reason = str(err).removeprefix(f"{job.path}: ") or type(err).__name__
+    if not isinstance(err, ImageReadError | ValueError | OSError):
+        reason = f"{type(err).__name__}: {reason}"
+    return summary_row(job, "failed", " ".join(reason.split()), None, math.nan)
+
+
+def skipped_row(
+    job: ImageJob, label_path: Path, options: ConfigDict, previous: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Row of an image whose outputs are complete: from the last summary, else re-measured."""
+    old = previous.get(str(job.path))
+    if old and old.get("status") in ("ok", "skipped") and old.get("height"):
+        return {**old, "status": "skipped", "reason": "outputs exist"}
+    try:
+        labels = labels_from_values(
+            tifffile.imread(label_path), str(label_path), options.label_encoding
+        )
+        pixel_size = read_pixel_size_nm(job.path) or options.pixel_size_nm or math.nan
+        return summary_row(job, "skipped", "outputs exist", labels, float(pixel_size))
+    except Exception as err:  # noqa: BLE001
+        return failed_row(job, ValueError(f"existing output {label_path} unreadable: {err}"))
+
+
+def remove_stale_temporaries(paths: Iterable[Path]) -> None:
+    """Deletes temporaries left by a killed run for these outputs (only this image's)."""
+    for path in paths:
+        if path.parent.is_dir():
+            for stale in path.parent.glob(glob.escape(f".{path.stem}.") + "*.tmp"):
+                stale.unlink(missing_ok=True)
+
+
+def read_summary(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows of an earlier run's summary by path ({} when there is none or it is unreadable)."""
+    try:
+        with open(path, newline="") as f:
+            return {row["path"]: row for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error):
+        return {}
+
+
+def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The summary CSV (one row per image, SUMMARY_FIELDS), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())

@@ -1,0 +1,187 @@
+"""job=segment: folders of SEM images → label maps, overlays and a phase-fraction summary.
+
+Each image is handled on its own: an unreadable, empty or truncated file gets a reason in
+`summary.csv` and the batch goes on. Images are decoded on CPU threads ahead of the
+predictor and outputs are written on a writer thread, so the accelerator keeps busy. Every
+output is written atomically (temporary name, then rename), so an interrupted run leaves no
+partial file; a re-run skips images whose outputs are complete and removes stale temporaries.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from socseg_jax.core.errors import UserError
+from socseg_jax.inference import outputs
+from socseg_jax.inference.archive import ImageJob, discover_images, shard_jobs
+from socseg_jax.inference.image_input import load_image
+from socseg_jax.inference.loading import build_predictor, load_models
+from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.jobs.common import require
+
+log = logging.getLogger(__name__)
+
+SUMMARY_EVERY_S = 30.0
+
+
+class _Progress:
+    """Rows in input order, a progress bar with throughput, and a periodic summary."""
+
+    def __init__(self, total: int, summary_path: Path):
+        self.rows: list[dict[str, Any] | None] = [None] * total
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.summary_path = summary_path
+        self.megapixels = self.busy_s = 0.0
+        self.last_summary = time.monotonic()
+        self.bar = tqdm(total=total, desc="segment", unit="img", dynamic_ncols=True)
+
+    def done(self, index: int, row: dict[str, Any]) -> None:
+        """Records an image's row; rewrites the summary every SUMMARY_EVERY_S seconds."""
+        self.rows[index] = row
+        self.counts[row["status"]] += 1
+        if row["status"] == "failed":
+            log.warning("failed: %s: %s", row["path"], row["reason"])
+        elif row["status"] == "ok":
+            self.megapixels += row["height"] * row["width"] / 1e6
+        self.bar.update(1)
+        rate = self.megapixels / self.busy_s if self.busy_s else 0.0
+        self.bar.set_postfix(ok=self.counts["ok"], skipped=self.counts["skipped"],
+                             failed=self.counts["failed"], mpx_s=f"{rate:.2f}", refresh=False)
+        if time.monotonic() - self.last_summary > SUMMARY_EVERY_S:
+            outputs.write_summary(self.summary_path, self.finished())
+            self.last_summary = time.monotonic()
+
+    def finished(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r is not None]
+
+
+def segment_images(
+    predictor: SlidingWindowPredictor,
+    jobs: Sequence[ImageJob],
+    output_dir: str | Path,
+    options: ConfigDict,
+    summary_name: str = "summary.csv",
+) -> list[dict[str, Any]]:
+    """Segments every image, writes outputs and the summary CSV; returns the summary rows.
+
+    ``options``: the segment job's keys (configs/segment.py, ``common.segment_options``).
+    Rows keep the input order; status is 'ok', 'skipped' (outputs were complete) or 'failed'
+    (with the reason).
+    """
+    outputs.check_options(options)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = output_dir / summary_name
+    previous = outputs.read_summary(summary_path)
+    progress = _Progress(len(jobs), summary_path)
+    readers = ThreadPoolExecutor(options.num_workers, thread_name_prefix="segment-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="segment-write")
+    writes: collections.deque[tuple[int, Future]] = collections.deque()
+    try:
+        for index, job, loaded in _prefetch(jobs, output_dir, options, previous, readers):
+            if isinstance(loaded, dict):  # skipped or failed before prediction
+                progress.done(index, loaded)
+                continue
+            started = time.monotonic()
+            try:
+                image, info = loaded.result()
+                maps = predictor.predict_maps(
+                    image, outputs.map_kinds(options), outputs.MAP_DTYPES
+                )
+            except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
+                progress.done(index, outputs.failed_row(job, err))
+                continue
+            del image  # the full-size input is no longer needed; keep memory bounded
+            progress.busy_s += time.monotonic() - started
+            writes.append((index, writer.submit(outputs.write_outputs, job, output_dir,
+                                                options, info, maps, started)))
+            while len(writes) > 1 or (writes and writes[0][1].done()):
+                progress.done(*_finished_write(jobs, *writes.popleft()))
+        while writes:
+            progress.done(*_finished_write(jobs, *writes.popleft()))
+    finally:
+        readers.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True)
+        progress.bar.close()
+        outputs.write_summary(summary_path, progress.finished())
+    counts = progress.counts
+    log.info(
+        "%d images: %d segmented, %d skipped (complete), %d failed; summary in %s",
+        len(progress.finished()), counts["ok"], counts["skipped"], counts["failed"], summary_path,
+    )
+    return progress.finished()
+
+
+def _prefetch(
+    jobs: Sequence[ImageJob],
+    output_dir: Path,
+    options: ConfigDict,
+    previous: dict[str, dict[str, Any]],
+    readers: ThreadPoolExecutor,
+) -> Iterator[tuple[int, ImageJob, Future | dict[str, Any]]]:
+    """Jobs in order with a decoding future, keeping ``options.prefetch`` decodes in flight.
+
+    Complete images come back as a 'skipped' row (no decoding); stale temporaries of the
+    others are removed first.
+    """
+    queue: collections.deque[tuple[int, ImageJob, Future | dict[str, Any]]] = collections.deque()
+    kinds = outputs.file_kinds(options)
+    for index, job in enumerate(jobs):
+        paths = job.paths(output_dir)
+        if not options.overwrite and all(paths[k].exists() for k in kinds):
+            queue.append((index, job, outputs.skipped_row(job, paths["labels"], options,
+                                                          previous)))
+        else:
+            outputs.remove_stale_temporaries(paths.values())
+            queue.append((index, job, readers.submit(load_image, job, options)))
+        while sum(isinstance(item[2], Future) for item in queue) > options.prefetch:
+            yield queue.popleft()
+        while queue and isinstance(queue[0][2], dict):
+            yield queue.popleft()
+    yield from queue
+
+
+def _finished_write(
+    jobs: Sequence[ImageJob], index: int, future: Future
+) -> tuple[int, dict[str, Any]]:
+    try:
+        return index, future.result()
+    except Exception as err:  # noqa: BLE001 - e.g. disk full: reported, the batch goes on
+        return index, outputs.failed_row(jobs[index], err)
+
+
+def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
+    """config.input (folder, glob or list file) with config.checkpoint into config.output_dir.
+
+    With several hosts (JAX multi-process, or config.shard_index/num_shards) each takes every
+    n-th image and writes `summary-<i>-of-<n>.csv`. Raises UserError when every image failed
+    (the exit status is then non-zero).
+    """
+    import jax
+
+    require(config, "input", "output_dir", "checkpoint")
+    outputs.check_options(config)  # bad option values fail before the models load
+    jobs = discover_images(config.input)
+    if not jobs:
+        raise UserError(f"no images (tif, tiff, png, jpg, jpeg) found in {config.input}")
+    num_shards = config.num_shards or jax.process_count()
+    shard_index = jax.process_index() if config.shard_index < 0 else config.shard_index
+    summary_name = "summary.csv"
+    if num_shards > 1:
+        jobs = shard_jobs(jobs, shard_index, num_shards)
+        summary_name = f"summary-{shard_index:05d}-of-{num_shards:05d}.csv"
+    predictor = build_predictor(load_models(config.checkpoint), config.predict)
+    log.info("%d images to segment (shard %d of %d)", len(jobs), shard_index, num_shards)
+    rows = segment_images(predictor, jobs, config.output_dir, config, summary_name)
+    if rows and all(row["status"] == "failed" for row in rows):
+        raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
+    return rows

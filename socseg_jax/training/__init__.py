@@ -1,0 +1,1 @@
+"""Training: Grain input pipeline, losses, optimiser, the jitted train step, Orbax checkpoints."""
