@@ -9,7 +9,7 @@ from ml_collections import ConfigDict
 
 from socseg_jax.runtime import host_devices
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_batch_sizes_found_at_any_depth():

@@ -13,7 +13,7 @@ from socseg_jax.jobs.evaluate import run as evaluate_checkpoint
 from socseg_jax.jobs.segment import run as run_segment_job
 from socseg_jax.training.train import train_and_evaluate
 from tests.conftest import write_prepared_samples
-from tests.test_train import tiny_config
+from tests.training.test_train import tiny_config
 
 
 @pytest.fixture(scope="module")

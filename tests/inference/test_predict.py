@@ -20,7 +20,7 @@ from socseg_jax.inference.windows import blending_weights
 from socseg_jax.models.unet import UNet, UNetConfig
 
 PATCH = 32
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINEAR = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32) * 3.0
 
 

@@ -1,8 +1,9 @@
 """Runs a tiny training in a subprocess for the multi-device, multi-process and kill tests.
 
-python -m tests.train_worker DATASET WORKDIR STEPS [--kill-during-save N] [--kill-after-step N]
+python -m tests.training.train_worker DATASET WORKDIR STEPS
+    [--kill-during-save N] [--kill-after-step N]
     [--process I --of P --port PORT]   → WORKDIR/final_params_<process>.npz
-python -m tests.train_worker --equality
+python -m tests.training.train_worker --equality
 """
 
 import argparse
@@ -16,7 +17,7 @@ import numpy as np
 def tiny_config(dataset_dir: str, steps: int):
     from ml_collections import ConfigDict
 
-    from tests.test_train import TINY_MODEL
+    from tests.training.test_train import TINY_MODEL
 
     return ConfigDict(
         {
@@ -82,7 +83,7 @@ def equality_check() -> None:
     from socseg_jax.models.unet import UNetConfig
     from socseg_jax.training.optim import make_optimizer
     from socseg_jax.training.train import init_model, make_train_step
-    from tests.test_train import TINY_MODEL
+    from tests.training.test_train import TINY_MODEL
 
     assert jax.device_count() == 4, jax.devices()
     config = tiny_config("", 1)
@@ -141,7 +142,7 @@ def main() -> None:
     if args.kill_after_step:
         kill_after_step(args.kill_after_step)
     from socseg_jax.training.train import train_and_evaluate
-    from tests.test_train import TINY_MODEL  # noqa: F401 - same tiny model everywhere
+    from tests.training.test_train import TINY_MODEL  # noqa: F401 - same tiny model everywhere
 
     train_and_evaluate(tiny_config(args.dataset, args.steps), args.workdir)
     from socseg_jax.training import checkpoints

@@ -6,7 +6,7 @@ import json
 from socseg_jax.configs.quickstart import get_config
 
 from socseg_jax.jobs.quickstart import run
-from tests.test_train import TINY_MODEL
+from tests.training.test_train import TINY_MODEL
 
 
 def test_quickstart_end_to_end_on_tiny_data(tmp_path):

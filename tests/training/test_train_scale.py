@@ -16,14 +16,14 @@ from socseg_jax.models.unet import UNetConfig
 from socseg_jax.training import checkpoints
 from socseg_jax.training.optim import make_optimizer
 from socseg_jax.training.train import init_model, train_and_evaluate
-from tests.test_train import TINY_MODEL, tiny_config
+from tests.training.test_train import TINY_MODEL, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.train_worker", *args],
+        [sys.executable, "-m", "tests.training.train_worker", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,

@@ -271,7 +271,7 @@ def test_sigkilled_run_resumes(tmp_path):
     for i in range(8):
         tifffile.imwrite(source / f"img{i}.tif",
                          np.random.default_rng(i).integers(0, 255, (300, 200), dtype=np.uint8))
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(source), str(out)], cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)},
                             stderr=subprocess.DEVNULL)

@@ -1,0 +1,1 @@
+"""Tests of socseg_jax.inference."""
