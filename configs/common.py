@@ -66,7 +66,13 @@ def train_config(config: ConfigDict) -> None:
     config.log_every_steps = 50
     config.eval_every_steps = 500  # validation mean IoU; 0 = only at the end
     config.early_stopping_patience = 0  # evaluations without improvement; 0 = never stop
-    config.augment = True
+    config.shift_reference_images = 8  # training images whose features segment compares to
+    config.augment = True  # D4 flips and rotations
+    # Acquisition changes (training/acquisition.py); a setting of 0 switches that part off.
+    config.acquisition = ConfigDict(
+        {"enabled": False, "scale": 0.2, "blur_sigma": 1.2, "blur_prob": 0.3, "gamma": 1.4,
+         "contrast": 0.25, "brightness": 0.08, "gradient": 0.12, "noise_sigma": 0.04}
+    )
     config.seed = 0
     config.distributed = ConfigDict(
         {"coordinator_address": "", "num_processes": 0, "process_id": -1, "auto": False}
@@ -103,3 +109,6 @@ def segment_options(config: ConfigDict) -> None:
     config.tiff_compression = "zlib"  # '' for uncompressed TIFFs
     config.num_workers = 2  # CPU threads decoding the next images
     config.prefetch = 2  # images decoded ahead of the predictor
+    # An image whose features (inference/shift.py) lie this many spreads from the training
+    # images' gets a warning in summary.csv and on its overlay.
+    config.shift_threshold = 6.0

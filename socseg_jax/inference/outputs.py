@@ -34,7 +34,7 @@ FRACTION_FIELDS = [f"{name}_percent" for name in CLASS_NAMES]
 SUMMARY_FIELDS = (
     ["path", "status", "reason", "height", "width", "pixel_size_nm", "data_bar_rows"]
     + FRACTION_FIELDS
-    + ["mean_max_prob", "mean_entropy", "seconds"]
+    + ["mean_max_prob", "mean_entropy", "shift_score", "warning", "seconds"]
 )
 MAP_DTYPES = {"proba": np.float16, "entropy": np.float16, "max_prob": np.float16}
 
@@ -50,18 +50,19 @@ def check_options(options: ConfigDict) -> None:
 
 
 def map_kinds(options: ConfigDict) -> tuple[str, ...]:
-    """Maps the predictor computes for every image."""
+    """Maps the predictor computes for every image (the uncertainty maps always: the summary
+    and the shift check use them)."""
+    return ("labels", "entropy", "max_prob") + (("proba",) if options.save_probabilities else ())
+
+
+def file_kinds(options: ConfigDict) -> tuple[str, ...]:
+    """Output files every finished image has (the overlay last: it marks completion)."""
     kinds = ["labels"]
     if options.save_probabilities:
         kinds.append("proba")
     if options.save_uncertainty:
         kinds += ["entropy", "max_prob"]
-    return tuple(kinds)
-
-
-def file_kinds(options: ConfigDict) -> tuple[str, ...]:
-    """Output files every finished image has (the overlay last: it marks completion)."""
-    return (*map_kinds(options), "overlay")
+    return (*kinds, "overlay")
 
 
 def write_outputs(
@@ -71,27 +72,33 @@ def write_outputs(
     info: ImageInfo,
     maps: dict[str, np.ndarray],
     started: float,
+    shift: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Writes an image's maps (atomically; the overlay last) and returns its summary row."""
+    """Writes an image's maps (atomically; the overlay last) and returns its summary row.
+
+    ``shift``: the row's ``shift_score`` and ``warning`` (an empty warning: like training).
+    """
     paths = job.paths(output_dir)
     labels = maps["labels"]
     compression = {"compression": options.tiff_compression} if options.tiff_compression else {}
     if "proba" in maps:  # planar (K, H, W): one page per class in ImageJ/Fiji
         write_tiff_atomic(paths["proba"], np.moveaxis(maps["proba"], -1, 0),
                           photometric="minisblack", **compression)
-    for kind in ("entropy", "max_prob"):
-        if kind in maps:
+    if options.save_uncertainty:
+        for kind in ("entropy", "max_prob"):
             write_tiff_atomic(paths[kind], maps[kind], **compression)
     write_tiff_atomic(paths["labels"], encode_labels(labels, options.label_encoding),
                       **compression)
     step = preview_step(labels.shape, options.overlay_max_size)
-    save_overlay_png(paths["overlay"], info.preview, labels[::step, ::step],
-                     title=str(job.relative))
+    title = str(job.relative)
+    if shift and shift["warning"]:
+        title += f"\nWARNING: {shift['warning']}"
+    save_overlay_png(paths["overlay"], info.preview, labels[::step, ::step], title=title)
     row = summary_row(job, "ok", "", labels, info.pixel_size_nm)
     row["data_bar_rows"] = info.data_bar_rows
-    if "max_prob" in maps:
-        row["mean_max_prob"] = round(float(maps["max_prob"].mean(dtype=np.float64)), 4)
-        row["mean_entropy"] = round(float(maps["entropy"].mean(dtype=np.float64)), 4)
+    row["mean_max_prob"] = round(float(maps["max_prob"].mean(dtype=np.float64)), 4)
+    row["mean_entropy"] = round(float(maps["entropy"].mean(dtype=np.float64)), 4)
+    row.update(shift or {})
     row["seconds"] = round(time.monotonic() - started, 3)
     return row
 

@@ -25,6 +25,7 @@ from socseg_jax.evaluation import baselines, figures
 from socseg_jax.evaluation.references import score_pairs
 from socseg_jax.inference.archive import ImageJob
 from socseg_jax.inference.loading import build_predictor
+from socseg_jax.inference.shift import read_reference
 from socseg_jax.jobs.common import require_workdir
 from socseg_jax.jobs.segment import segment_images
 from socseg_jax.training import checkpoints
@@ -61,7 +62,8 @@ def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:
     model, _, _ = checkpoints.load_model(train_dir)
     predictor = build_predictor([model], config.predict)
     jobs = [ImageJob(raw_dir / n / "sem.tif", Path(n) / "sem.tif") for n in test_names]
-    segment_images(predictor, jobs, segment_dir, config.segment)
+    segment_images(predictor, jobs, segment_dir, config.segment, "summary.csv",
+                   read_reference(train_dir))
 
     log.info("5/5 scoring against the true phases, the EDS labels and multi-Otsu")
     metrics = score_test_images(raw_dir, data_dir, segment_dir, prepared, jobs)

@@ -26,6 +26,7 @@ from socseg_jax.inference.archive import ImageJob, discover_images, shard_jobs
 from socseg_jax.inference.image_input import load_image
 from socseg_jax.inference.loading import build_predictor, load_models
 from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.inference.shift import image_features, read_reference, shift_score
 from socseg_jax.jobs.common import require
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class _Progress:
         self.counts[row["status"]] += 1
         if row["status"] == "failed":
             log.warning("failed: %s: %s", row["path"], row["reason"])
+        elif row.get("warning"):
+            self.counts["warned"] += 1
+            log.warning("%s: %s", row["path"], row["warning"])
         elif row["status"] == "ok":
             self.megapixels += row["height"] * row["width"] / 1e6
         self.bar.update(1)
@@ -70,10 +74,13 @@ def segment_images(
     output_dir: str | Path,
     options: ConfigDict,
     summary_name: str = "summary.csv",
+    reference: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Segments every image, writes outputs and the summary CSV; returns the summary rows.
 
     ``options``: the segment job's keys (configs/segment.py, ``common.segment_options``).
+    ``reference``: the model's shift reference (``inference.shift``); images far from it get
+    a warning (none is checked without one).
     Rows keep the input order; status is 'ok', 'skipped' (outputs were complete) or 'failed'
     (with the reason).
     """
@@ -97,13 +104,14 @@ def segment_images(
                 maps = predictor.predict_maps(
                     image, outputs.map_kinds(options), outputs.MAP_DTYPES
                 )
+                shift = _shift_check(image, maps, reference, options.shift_threshold)
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
                 progress.done(index, outputs.failed_row(job, err))
                 continue
             del image  # the full-size input is no longer needed; keep memory bounded
             progress.busy_s += time.monotonic() - started
             writes.append((index, writer.submit(outputs.write_outputs, job, output_dir,
-                                                options, info, maps, started)))
+                                                options, info, maps, started, shift)))
             while len(writes) > 1 or (writes and writes[0][1].done()):
                 progress.done(*_finished_write(jobs, *writes.popleft()))
         while writes:
@@ -115,8 +123,9 @@ def segment_images(
         outputs.write_summary(summary_path, progress.finished())
     counts = progress.counts
     log.info(
-        "%d images: %d segmented, %d skipped (complete), %d failed; summary in %s",
-        len(progress.finished()), counts["ok"], counts["skipped"], counts["failed"], summary_path,
+        "%d images: %d segmented (%d unlike the training images), %d skipped (complete), "
+        "%d failed; summary in %s", len(progress.finished()), counts["ok"], counts["warned"],
+        counts["skipped"], counts["failed"], summary_path,
     )
     return progress.finished()
 
@@ -150,6 +159,20 @@ def _prefetch(
     yield from queue
 
 
+def _shift_check(
+    image: Any, maps: dict[str, Any], reference: dict[str, Any] | None, threshold: float
+) -> dict[str, Any]:
+    """The summary's shift_score and warning of one image (empty without a reference)."""
+    if reference is None:
+        return {}
+    features = image_features(image, maps["entropy"], maps["max_prob"])
+    score, feature = shift_score(features, reference)
+    warning = ""
+    if score > threshold:
+        warning = f"unlike the training images ({feature} {score:.1f} spreads away)"
+    return {"shift_score": round(score, 2), "warning": warning}
+
+
 def _finished_write(
     jobs: Sequence[ImageJob], index: int, future: Future
 ) -> tuple[int, dict[str, Any]]:
@@ -180,8 +203,12 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
         jobs = shard_jobs(jobs, shard_index, num_shards)
         summary_name = f"summary-{shard_index:05d}-of-{num_shards:05d}.csv"
     predictor = build_predictor(load_models(config.checkpoint), config.predict)
+    reference = read_reference(config.checkpoint.split(",")[0].strip())
+    if reference is None:
+        log.info("no shift reference with %s: images are not checked against the training "
+                 "images", config.checkpoint)
     log.info("%d images to segment (shard %d of %d)", len(jobs), shard_index, num_shards)
-    rows = segment_images(predictor, jobs, config.output_dir, config, summary_name)
+    rows = segment_images(predictor, jobs, config.output_dir, config, summary_name, reference)
     if rows and all(row["status"] == "failed" for row in rows):
         raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
     return rows

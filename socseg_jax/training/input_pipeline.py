@@ -3,7 +3,8 @@
 Global batch `k` holds records [k·B, (k+1)·B) of a seeded, per-epoch shuffled, repeated
 random-access dataset, so it is a pure function of (seed, k) whatever the number of hosts:
 process `p` of `P` reads only its slice [k·B + p·B/P, k·B + (p+1)·B/P). Augmentation (D4
-flips/rotations) runs on the host with Grain's per-record seeded generators; images stay
+flips/rotations, and optionally acquisition changes: training/acquisition.py) runs on the host
+with Grain's per-record seeded generators; images stay
 uint8 until they reach the device. The iterator state (`get_state`) is the step.
 """
 
@@ -13,10 +14,12 @@ from typing import Any
 
 import grain
 import numpy as np
+from ml_collections import ConfigDict
 
 from data_prep.tfds_builder import open_split
 from socseg_jax.core.d4 import apply_d4, random_d4
 from socseg_jax.core.errors import UserError
+from socseg_jax.training.acquisition import AcquisitionAugment
 
 Batch = dict[str, np.ndarray]
 
@@ -53,6 +56,7 @@ def train_batches(
     num_steps: int,
     seed: int,
     augment: bool = True,
+    acquisition: ConfigDict | None = None,
     split: str = "train",
     process_index: int = 0,
     process_count: int = 1,
@@ -60,7 +64,9 @@ def train_batches(
 ) -> grain.DatasetIterator:
     """An iterator over this process's slices of global batches 0 .. num_steps-1.
 
-    Resume with `iterator.set_state({'next_index': step})` (or the saved state).
+    ``augment``: D4 flips/rotations; ``acquisition``: config.acquisition, the acquisition
+    augmentation (``training.acquisition``) when its ``enabled`` is set. Resume with
+    `iterator.set_state({'next_index': step})` (or the saved state).
     """
     source = open_split(dataset_dir, split)
     if len(source) == 0:
@@ -70,6 +76,8 @@ def train_batches(
     ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat().map(select_arrays)
     if augment:
         ds = ds.random_map(augment_d4)
+    if acquisition is not None and acquisition.enabled:
+        ds = ds.random_map(AcquisitionAugment(acquisition))
     ds = ds.batch(local, drop_remainder=True)
     ds = ds[process_index : num_steps * process_count : process_count]
     return iter(ds.to_iter_dataset(read_options(num_threads)))

@@ -32,6 +32,7 @@ from socseg_jax.runtime import distributed
 from socseg_jax.training import checkpoints, input_pipeline
 from socseg_jax.training.losses import LOSSES, inverse_frequency_weights, segmentation_loss
 from socseg_jax.training.optim import make_optimizer
+from socseg_jax.training.shift_reference import write_shift_reference
 from socseg_jax.training.training_log import TrainingLog
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
     )
     batches = input_pipeline.train_batches(
         dataset_dir, config.batch_size, num_steps, config.seed, augment=config.augment,
+        acquisition=config.get("acquisition"),
         process_index=jax.process_index(), process_count=jax.process_count(),
     )
     restored = checkpoints.restore_latest(manager, state, model_config)
@@ -223,8 +225,16 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
         log.info("%s patches:\n%s", split, format_scores(scores))
         result[split] = scores
     if jax.process_index() == 0:
+        if config.get("shift_reference_images"):
+            write_shift_reference(workdir, dataset_dir, _patch_size(dataset_dir),
+                                  config.shift_reference_images)
         write_json_atomic(workdir / "train_result.json", result)
     return result
+
+
+def _patch_size(dataset_dir: str) -> int:
+    """The training patch size of a prepared dataset."""
+    return int(open_split(dataset_dir, "train")[0]["label"].shape[0])
 
 
 def _train_loop(

@@ -1,0 +1,85 @@
+"""Shift detection: how far an archive image lies from the images the model was trained on.
+
+Each image is summarised by a few features (``FEATURES``) of its model input (after the same
+normalisation as training) and of the model's prediction: intensity quantiles, fine-scale
+noise and edge strength, the mean predictive entropy and the low-confidence area. Training
+stores their mean and spread over its own images (``shift_reference.json`` in the train
+workdir, beside the checkpoints); ``segment`` scores every image as the largest
+|feature - mean| / spread and warns above ``config.shift_threshold``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from socseg_jax.core.atomic import write_json_atomic
+
+REFERENCE_FILE = "shift_reference.json"
+LOW_CONFIDENCE = 0.6  # max-probability below this counts as a low-confidence pixel
+# Smallest spread per feature, so that a reference of near-identical images is not too strict.
+SPREAD_FLOOR = {"q05": 0.03, "q25": 0.03, "q50": 0.03, "q75": 0.03, "q95": 0.03,
+                "noise": 0.004, "edges": 0.006, "mean_entropy": 0.03, "low_confidence": 0.03}
+FEATURES = tuple(SPREAD_FLOOR)
+_SAMPLE = 1 << 20  # pixels used for the quantiles of large images
+
+
+def image_features(image: np.ndarray, entropy: np.ndarray, max_prob: np.ndarray) -> dict:
+    """The features of one image: ``image`` the model input (H, W[, C]) in [0, 1], ``entropy``
+    and ``max_prob`` the predictor's uncertainty maps."""
+    grey = np.asarray(image, np.float32)
+    grey = grey[..., 0] if grey.ndim == 3 else grey
+    step = max(1, math.isqrt(max(1, grey.size // _SAMPLE)))
+    sample = grey[::step, ::step]
+    quantiles = np.percentile(sample, [5, 25, 50, 75, 95])
+    rows = grey[: 2048 * step : step]  # bounded work on huge images
+    diff = np.abs(np.diff(rows, axis=1))
+    features = {f"q{q:02d}": float(v) for q, v in zip((5, 25, 50, 75, 95), quantiles,
+                                                      strict=True)}
+    features["noise"] = float(np.median(diff))  # neighbour differences inside phases
+    features["edges"] = float(np.percentile(diff, 95))  # across phase boundaries
+    features["mean_entropy"] = float(np.mean(entropy, dtype=np.float64))
+    features["low_confidence"] = float(np.mean(max_prob < LOW_CONFIDENCE))
+    return features
+
+
+def build_reference(features: Iterable[dict]) -> dict[str, Any]:
+    """Mean and spread (standard deviation, floored) of each feature over training images."""
+    rows = list(features)
+    if not rows:
+        raise ValueError("a shift reference needs at least one image")
+    values = {f: np.array([r[f] for r in rows], np.float64) for f in FEATURES}
+    return {
+        "num_images": len(rows),
+        "mean": {f: float(v.mean()) for f, v in values.items()},
+        "spread": {f: max(float(v.std()), SPREAD_FLOOR[f]) for f, v in values.items()},
+    }
+
+
+def write_reference(workdir: str | Path, reference: dict[str, Any]) -> None:
+    """Stores the reference beside the checkpoints of a train workdir."""
+    write_json_atomic(Path(workdir) / REFERENCE_FILE, reference)
+
+
+def read_reference(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The reference of a train workdir or of one of its checkpoint steps; None when absent."""
+    path = Path(checkpoint)
+    for folder in (path, path.parent, path.parent.parent):
+        candidate = folder / REFERENCE_FILE
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def shift_score(features: dict[str, float], reference: dict[str, Any]) -> tuple[float, str]:
+    """(score, feature): the largest |feature - mean| / spread and the feature it comes from."""
+    scores = {
+        f: abs(features[f] - reference["mean"][f]) / reference["spread"][f] for f in FEATURES
+    }
+    worst = max(scores, key=scores.get)
+    return scores[worst], worst

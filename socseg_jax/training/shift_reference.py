@@ -1,0 +1,59 @@
+"""The shift reference of a training run: the features (``inference.shift``) of its own
+training and validation images, predicted by the trained model, stored beside the checkpoints
+so that `segment` can tell which archive images are unlike them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import tifffile
+
+from data_prep.tfds_builder import dataset_metadata, open_split, resolve_dataset_dir
+from socseg_jax.core import dataset_layout
+from socseg_jax.core.intensity import to_model_input
+from socseg_jax.inference.model_apply import make_model_apply_fn
+from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.inference.shift import build_reference, image_features, write_reference
+from socseg_jax.training import checkpoints
+
+log = logging.getLogger(__name__)
+
+
+def reference_images(dataset_dir: str, limit: int) -> list[Path]:
+    """Full-size prepared images of the train and validation splits (at most ``limit``)."""
+    version_dir = resolve_dataset_dir(dataset_dir)
+    root = version_dir.parents[1]  # <output_dir>/socseg_patches/<config>/<version>
+    samples = dataset_metadata(version_dir).get("settings", {}).get("samples")
+    names: list[str] = []
+    for split in ("validation", "train"):
+        if samples is not None:
+            found = samples.get(split, [])
+        else:  # datasets written without the split lists: the records name their source
+            found = sorted({_text(r["source"]) for r in open_split(version_dir, split)})
+        names += [n for n in found if n not in names]
+    paths = [dataset_layout.image_path(root.parent, n) for n in names]
+    return [p for p in paths if p.is_file()][:limit]
+
+
+def write_shift_reference(workdir: Path, dataset_dir: str, patch: int, limit: int) -> None:
+    """Predicts up to ``limit`` training images with the run's latest checkpoint and stores
+    their features' mean and spread in ``<workdir>/shift_reference.json``."""
+    images = reference_images(dataset_dir, limit)
+    if not images:
+        log.info("no prepared full-size images beside %s: no shift reference", dataset_dir)
+        return
+    model, _, _ = checkpoints.load_model(workdir)
+    predictor = SlidingWindowPredictor(make_model_apply_fn(model), patch_size=patch,
+                                       stride=patch // 2)
+    rows = []
+    for path in images:
+        image = to_model_input(tifffile.imread(path))
+        maps = predictor.predict_maps(image, ("entropy", "max_prob"))
+        rows.append(image_features(image, maps["entropy"], maps["max_prob"]))
+    write_reference(workdir, build_reference(rows))
+    log.info("shift reference from %d training images → %s", len(rows), workdir)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

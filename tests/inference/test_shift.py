@@ -1,0 +1,75 @@
+"""Shift detection: training stores a reference; segment warns about a foreign image only."""
+
+import csv
+
+import numpy as np
+import pytest
+import tifffile
+from socseg_jax.configs.segment import get_config
+
+from data_prep.tfds_builder import build_dataset
+from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.inference.shift import (
+    FEATURES,
+    SPREAD_FLOOR,
+    build_reference,
+    read_reference,
+    shift_score,
+)
+from socseg_jax.jobs import segment
+from socseg_jax.training.train import train_and_evaluate
+from tests.conftest import write_prepared_samples
+from tests.training.test_train import tiny_config
+
+
+def test_score_is_the_largest_standardised_distance():
+    rows = [{f: 0.5 + 0.1 * i for f in FEATURES} for i in range(3)]
+    reference = build_reference(rows)
+    assert reference["num_images"] == 3
+    assert all(reference["spread"][f] >= SPREAD_FLOOR[f] for f in FEATURES)
+    assert shift_score(reference["mean"], reference)[0] == 0.0
+    far = dict(reference["mean"]) | {"noise": reference["mean"]["noise"] + 0.5}
+    score, feature = shift_score(far, reference)
+    assert feature == "noise" and score == pytest.approx(0.5 / reference["spread"]["noise"])
+
+
+@pytest.fixture(scope="module")
+def run_with_reference(tmp_path_factory):
+    """A tiny run on images normalised as prepare writes them, with its shift reference."""
+    root = tmp_path_factory.mktemp("shift_data")
+    samples = write_prepared_samples(root, [f"s{i}" for i in range(6)], shape=(96, 96))
+    raw = {}
+    for sample in samples:
+        raw[sample.name] = tifffile.imread(sample.image_path)
+        normalised = np.round(normalize_sem(raw[sample.name]) * 255).astype(np.uint8)
+        tifffile.imwrite(sample.image_path, normalised)
+    splits = {"train": samples[:4], "validation": samples[4:5], "test": samples[5:]}
+    dataset = build_dataset(root, {"patch_size": 32, "stride": 32, "channels": 1}, splits,
+                            {"class_fractions": {}})
+    workdir = tmp_path_factory.mktemp("shift_run")
+    config = tiny_config(dataset, steps=30)
+    config.shift_reference_images = 8
+    train_and_evaluate(config, workdir)
+    return workdir, raw["s5"]
+
+
+def test_foreign_image_is_flagged_and_in_domain_is_not(run_with_reference, tmp_path):
+    workdir, test_image = run_with_reference
+    reference = read_reference(workdir)
+    assert reference is not None and reference["num_images"] == 5  # train + validation
+    rng = np.random.default_rng(0)
+    images = tmp_path / "in"
+    images.mkdir()
+    tifffile.imwrite(images / "in_domain.tif", test_image)
+    foreign = rng.integers(0, 65535, test_image.shape, dtype=np.uint16)  # pure noise, 16-bit
+    tifffile.imwrite(images / "foreign.tif", foreign)
+    config = get_config()
+    config.input, config.output_dir = str(images), str(tmp_path / "out")
+    config.checkpoint = str(workdir)
+    config.predict.update(patch_size=32, stride=16, batch_size=4)
+    segment.run(config, None)
+    with open(tmp_path / "out" / "summary.csv", newline="") as f:
+        rows = {row["path"].rsplit("/", 1)[1]: row for row in csv.DictReader(f)}
+    assert rows["in_domain.tif"]["warning"] == "", rows["in_domain.tif"]
+    assert "unlike the training images" in rows["foreign.tif"]["warning"]
+    assert float(rows["foreign.tif"]["shift_score"]) > float(rows["in_domain.tif"]["shift_score"])
