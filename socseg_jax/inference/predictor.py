@@ -109,9 +109,10 @@ class SlidingWindowPredictor:
         self.max_band_pixels = max_band_pixels
         self.seed = seed
         self.micro_batch = micro_batch
+        self.sigma_scale = sigma_scale
         self.weights = windows.blending_weights(patch_size, blending, sigma_scale)
         self.trace_counts: collections.Counter[str] = collections.Counter()
-        self._weights_dev = jnp.asarray(self.weights)
+        self._weights_dev = {patch_size: jnp.asarray(self.weights)}
         self._devices = devices
         self._apply = windows.make_window_apply(
             apply_fn, tta, micro_batch, devices, self.trace_counts, jit_apply
@@ -122,10 +123,20 @@ class SlidingWindowPredictor:
             spec = jax.sharding.PartitionSpec("windows")
             self._window_sharding = jax.sharding.NamedSharding(mesh, spec)
 
-    def band_plan(self, padded_h: int, canvas_w: int) -> tuple[int, list[tuple[int, int]]]:
+    def window_size(self, height: int, width: int) -> int:
+        """The window for an image: ``patch_size``, or less for an image smaller than it (its
+        longer side rounded up to ``size_bucket``), so small images are not padded to a large
+        window. Windows far larger than the training patch are fine: the net is fully
+        convolutional, and each pixel is then computed about once."""
+        return min(self.patch_size, plan.round_up(max(height, width), self.size_bucket))
+
+    def band_plan(
+        self, padded_h: int, canvas_w: int, patch: int | None = None
+    ) -> tuple[int, list[tuple[int, int]]]:
         """Accumulator height and tile-row ranges of each band (see ``band_plan.band_plan``)."""
+        patch = patch or self.patch_size
         return plan.band_plan(
-            padded_h, canvas_w, self.patch_size, self.stride, self.size_bucket,
+            padded_h, canvas_w, patch, min(self.stride, patch), self.size_bucket,
             self.max_band_pixels,
         )
 
@@ -147,12 +158,14 @@ class SlidingWindowPredictor:
         if unknown or not kinds:
             raise UserError(f"map kinds must be a non-empty subset of {MAP_KINDS}, got {kinds}")
         h, w = np.shape(image)[:2]
-        padded, (top, left) = plan.pad_to_patch(image, self.patch_size, self.pad_mode)
+        patch = self.window_size(h, w)
+        stride = min(self.stride, patch)
+        padded, (top, left) = plan.pad_to_patch(image, patch, self.pad_mode)
         padded_h, padded_w, _ = padded.shape
         canvas_w = plan.round_up(padded_w, self.size_bucket)
-        height, bands = self.band_plan(padded_h, canvas_w)
-        ys = tile_starts(padded_h, self.patch_size, self.stride)
-        xs = tile_starts(padded_w, self.patch_size, self.stride)
+        height, bands = self.band_plan(padded_h, canvas_w, patch)
+        ys = tile_starts(padded_h, patch, stride)
+        xs = tile_starts(padded_w, patch, stride)
         outputs: dict[str, np.ndarray] = {}
         sums: tuple[jax.Array, jax.Array] | None = None
         pending: tuple[dict[str, jax.Array], int, int] | None = None
@@ -164,7 +177,8 @@ class SlidingWindowPredictor:
             rows = padded[origin : origin + height]
             slab[: len(rows), :padded_w] = rows
             grid = np.stack(np.meshgrid(ys[i0:i1], xs, indexing="ij"), -1).reshape(-1, 2)
-            sums = self._accumulate_band(jax.device_put(slab), grid, origin, base_key, sums)
+            sums = self._accumulate_band(jax.device_put(slab), grid, origin, base_key, sums,
+                                         patch)
             if pending is not None:  # fetch the previous band while this one computes
                 _store(outputs, *pending, crop, dtypes or {})
             finished = (int(ys[i1]) if i1 < len(ys) else padded_h) - origin
@@ -182,9 +196,14 @@ class SlidingWindowPredictor:
         origin: int,
         base_key: jax.Array,
         sums: tuple[jax.Array, jax.Array] | None,
+        patch: int,
     ) -> tuple[jax.Array, jax.Array]:
         """Runs every window of one band (``grid``: image positions) into the band sums."""
-        p, b = self.patch_size, self.batch_size
+        p, b = patch, self.batch_size
+        if p not in self._weights_dev:
+            self._weights_dev[p] = jnp.asarray(
+                windows.blending_weights(p, self.blending, self.sigma_scale)
+            )
         num_tiles = len(grid)
         total = plan.round_up(num_tiles, b)
         positions = np.zeros((total, 2), np.int32)
@@ -215,7 +234,7 @@ class SlidingWindowPredictor:
                     jnp.zeros(slab.shape[:2], jnp.float32),
                 )
             sums = windows.accumulate_windows(
-                *sums, probs, batch_local, tile_weights[first : first + b], self._weights_dev
+                *sums, probs, batch_local, tile_weights[first : first + b], self._weights_dev[p]
             )
         assert sums is not None
         return sums

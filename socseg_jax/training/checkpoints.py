@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 from orbax.checkpoint import checkpoint_managers as policies
@@ -140,8 +141,10 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
 
 def _drop_read_only_notice(record: logging.LogRecord) -> bool:
     """Orbax warns 'Given directory is read only' on every read-only open, which is what
-    loading a model for `segment`/`evaluate` asks for: not worth a warning to the user."""
-    return not str(record.msg).startswith("Given directory is read only")
+    loading a model for `segment`/`evaluate` asks for, and that a step's state folder has no
+    metadata file of its own when its metadata is read: neither is worth a warning."""
+    message = str(record.msg)
+    return not message.startswith(("Given directory is read only", "Metadata file does not"))
 
 
 def load_model(path: str | Path) -> tuple[UNet, UNetConfig, int]:
@@ -158,7 +161,25 @@ def load_model(path: str | Path) -> tuple[UNet, UNetConfig, int]:
         config = saved_model_config(mgr, step)
         model = UNet(config, rngs=nnx.Rngs(0))
         graphdef, _, rest = nnx.split(model, nnx.Param, ...)
-        restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        target = _on_this_device(root / str(step) / "state")
+        restored = mgr.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target)
+        ))
     model = nnx.merge(graphdef, restored["state"]["params"], rest)
     model.eval()
     return model, config, step
+
+
+def _on_this_device(state_dir: Path) -> Any:
+    """Restore target placing every saved array on this process's first device, so a model
+    trained on several devices (GPUs, CPU host devices) loads wherever it is used."""
+    absl_log = logging.getLogger("absl")
+    absl_log.addFilter(_drop_read_only_notice)
+    try:
+        metadata = ocp.StandardCheckpointer().metadata(state_dir).item_metadata
+    finally:
+        absl_log.removeFilter(_drop_read_only_notice)
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding), metadata
+    )

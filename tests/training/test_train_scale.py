@@ -124,3 +124,24 @@ def test_incompatible_checkpoint_is_refused(tiny_dataset, tmp_path):
     other.model.features = (4, 16)
     with pytest.raises(ValueError, match="use a new --workdir"):
         train_and_evaluate(other, tmp_path)
+
+
+def test_model_trained_on_four_devices_loads_on_one(tiny_dataset, tmp_path):
+    """A checkpoint saved from 4 devices restores in a process with another device count."""
+    import jax
+    from flax import nnx
+
+    from socseg_jax.training import checkpoints
+
+    proc = worker(str(tiny_dataset), str(tmp_path), "3",
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert jax.device_count() != 4
+    model, _, step = checkpoints.load_model(tmp_path)
+    assert step == 3
+    saved = load_params(tmp_path / "final_params_0.npz")
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    loaded = {jax.tree_util.keystr(k): np.asarray(v)
+              for k, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    assert_bitwise_equal(saved, loaded)
