@@ -37,6 +37,7 @@ SETTINGS = {  # name: (patch, stride)
     "2048_s1920": (2048, 1920),
 }
 SEED_BASE = 50_000  # held-out simulator seeds (tests and tuning use others)
+OXIDATION_MIN = (5, 10, 20, 30, 60, 120)  # the quickstart's oxidation series
 
 
 def compute_per_pixel(shape: tuple[int, int], patch: int, stride: int, bucket: int) -> float:
@@ -68,8 +69,14 @@ def main() -> None:
     args = parser.parse_args()
     model, _, step = checkpoints.load_model(args.checkpoint)
     apply_fn = make_model_apply_fn(model)
-    params = synthetic.SimulationParams(shape=tuple(args.shape))
-    samples = [synthetic.simulate_sample(params, SEED_BASE + i) for i in range(args.images)]
+    samples = [
+        synthetic.simulate_sample(
+            synthetic.SimulationParams(shape=tuple(args.shape),
+                                       oxidation_min=OXIDATION_MIN[i % len(OXIDATION_MIN)]),
+            SEED_BASE + i,
+        )
+        for i in range(args.images)
+    ]
     results, study = {}, None
     for name, (patch, stride) in SETTINGS.items():
         predictor = SlidingWindowPredictor(apply_fn, patch_size=patch, stride=stride)

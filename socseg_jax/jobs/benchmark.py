@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 from ml_collections import ConfigDict
 
+from socseg_jax.configs.common import train_config
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.atomic import write_json_atomic
 from socseg_jax.jobs.common import require_workdir
@@ -146,7 +147,10 @@ def train_runner(
     mesh = distributed.data_mesh()
     distributed.check_batch_size(batch_size)
     fns, params = init_model(model_config, seed)
-    tx = make_optimizer(ConfigDict({"learning_rate": 1e-3, "num_train_steps": steps}))
+    recipe = ConfigDict()
+    train_config(recipe)  # the study's recipe: Adam 1e-3, constant
+    recipe.num_train_steps = steps
+    tx = make_optimizer(recipe)
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.int32(0)}
     state = distributed.replicate(state, mesh)
     sample = _random_batch(batch_size, patch, model_config.in_channels,

@@ -10,9 +10,9 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 def learning_rate_schedule(config: ConfigDict) -> optax.Schedule:
     """constant | cosine (decay to 0 over the run) | warmup_cosine (linear warmup, then cosine)."""
-    name = config.get("lr_schedule", "constant")
+    name = config.lr_schedule
     lr, steps = config.learning_rate, config.num_train_steps
-    warmup = config.get("warmup_steps", 0)
+    warmup = config.warmup_steps
     if name == "constant":
         if warmup:
             return optax.join_schedules(
@@ -32,16 +32,16 @@ def make_optimizer(config: ConfigDict) -> optax.GradientTransformation:
     if config.learning_rate <= 0:
         raise UserError(f"learning_rate={config.learning_rate} must be positive")
     schedule = learning_rate_schedule(config)
-    weight_decay = config.get("weight_decay", 0.0)
+    weight_decay = config.weight_decay
     parts = []
-    if config.get("grad_clip_norm", 0.0) > 0:
+    if config.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
     if weight_decay > 0:
         parts.append(optax.adamw(schedule, weight_decay=weight_decay))
     else:
         parts.append(optax.adam(schedule))
     tx = optax.chain(*parts) if len(parts) > 1 else parts[0]
-    accum = config.get("grad_accum_steps", 1)
+    accum = config.grad_accum_steps
     if accum < 1:
         raise UserError(f"grad_accum_steps={accum} must be >= 1")
     return optax.MultiSteps(tx, every_k_schedule=accum) if accum > 1 else tx

@@ -136,7 +136,7 @@ def evaluate_split(
 
 def resolve_num_steps(config: ConfigDict, num_train_records: int) -> int:
     """config.num_epochs (if > 0) converted to steps, else config.num_train_steps."""
-    epochs = config.get("num_epochs", 0) or 0
+    epochs = config.num_epochs
     steps = math.ceil(epochs * num_train_records / config.batch_size) if epochs > 0 else (
         config.num_train_steps
     )
@@ -147,9 +147,9 @@ def resolve_num_steps(config: ConfigDict, num_train_records: int) -> int:
 
 def class_weights_from(config: ConfigDict, dataset_dir: str, num_classes: int) -> jax.Array | None:
     """Per-class loss weights: config.class_weights, or inverse train-split frequencies."""
-    if config.get("loss", "cross_entropy") != "weighted_cross_entropy":
+    if config.loss != "weighted_cross_entropy":
         return None
-    weights = config.get("class_weights")
+    weights = config.class_weights
     if not weights:
         fractions = dataset_metadata(dataset_dir).get("class_fractions", {}).get("train")
         if not fractions:
@@ -164,7 +164,7 @@ def class_weights_from(config: ConfigDict, dataset_dir: str, num_classes: int) -
 def validate(config: ConfigDict) -> None:
     """Rejects bad training values with one clear line, before any work is done."""
     distributed.check_batch_size(config.batch_size)
-    if config.get("loss", "cross_entropy") not in LOSSES:
+    if config.loss not in LOSSES:
         raise UserError(f"loss must be one of {LOSSES}, got {config.loss!r}")
     if config.checkpoint_every_steps <= 0:
         raise UserError(f"checkpoint_every_steps={config.checkpoint_every_steps} must be > 0")
@@ -184,11 +184,11 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
     state: TrainState = {"params": params, "opt_state": tx.init(params), "step": jnp.int32(0)}
 
     manager = checkpoints.checkpoint_manager(
-        workdir, keep=config.get("keep_checkpoints", 3), keep_best=config.get("keep_best", 1)
+        workdir, keep=config.keep_checkpoints, keep_best=config.keep_best
     )
     batches = input_pipeline.train_batches(
         dataset_dir, config.batch_size, num_steps, config.seed, augment=config.augment,
-        acquisition=config.get("acquisition"),
+        acquisition=config.acquisition,
         process_index=jax.process_index(), process_count=jax.process_count(),
     )
     restored = checkpoints.restore_latest(manager, state, model_config)
@@ -200,9 +200,9 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
     mesh = distributed.data_mesh()
     state = distributed.replicate(state, mesh)
     train_step = make_train_step(
-        fns, tx, config.seed, config.get("loss", "cross_entropy"),
+        fns, tx, config.seed, config.loss,
         class_weights_from(config, dataset_dir, model_config.num_classes),
-        config.get("label_smoothing", 0.0),
+        config.label_smoothing,
     )
     eval_step = make_eval_step(fns, model_config.num_classes)
     evaluate = partial(evaluate_split, eval_step, dataset_dir=dataset_dir,
@@ -225,7 +225,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
         log.info("%s patches:\n%s", split, format_scores(scores))
         result[split] = scores
     if jax.process_index() == 0:
-        if config.get("shift_reference_images"):
+        if config.shift_reference_images:
             write_shift_reference(workdir, dataset_dir, _patch_size(dataset_dir),
                                   config.shift_reference_images)
         write_json_atomic(workdir / "train_result.json", result)
@@ -250,8 +250,8 @@ def _train_loop(
     """Steps, periodic validation, early stopping and checkpoints."""
     mesh = distributed.data_mesh()
     total = config.num_train_steps
-    eval_every = config.get("eval_every_steps", 0) or 0
-    patience = config.get("early_stopping_patience", 0) or 0
+    eval_every = config.eval_every_steps
+    patience = config.early_stopping_patience
     best, evals_since_best = -1.0, 0
     start = int(state["step"])
     for step in range(start + 1, total + 1):

@@ -7,6 +7,7 @@ import optax
 import pytest
 from flax import nnx
 from ml_collections import ConfigDict
+from socseg_jax.configs.common import train_config
 
 from socseg_jax.models.unet import UNetConfig
 from socseg_jax.runtime.distributed import check_batch_size
@@ -26,7 +27,10 @@ TINY_MODEL = {
 
 
 def tiny_config(dataset_dir, steps=6) -> ConfigDict:
-    return ConfigDict(
+    """The training keys of configs/common.py on a tiny model and a few steps."""
+    config = ConfigDict()
+    train_config(config)
+    config.update(
         {
             "dataset_dir": str(dataset_dir),
             "model": dict(TINY_MODEL),
@@ -35,10 +39,13 @@ def tiny_config(dataset_dir, steps=6) -> ConfigDict:
             "learning_rate": 1e-2,
             "checkpoint_every_steps": 3,
             "log_every_steps": 2,
+            "eval_every_steps": 0,
             "augment": True,
             "seed": 0,
+            "shift_reference_images": 0,
         }
     )
+    return config
 
 
 def test_train_steps_lower_the_loss_on_a_fixed_batch(tiny_dataset):

@@ -15,24 +15,13 @@ import numpy as np
 
 
 def tiny_config(dataset_dir: str, steps: int):
-    from ml_collections import ConfigDict
+    """The tests' tiny training config, checkpointing every 2 steps and logging every step."""
+    from tests.training.test_train import tiny_config as base
 
-    from tests.training.test_train import TINY_MODEL
-
-    return ConfigDict(
-        {
-            "dataset_dir": dataset_dir,
-            "model": dict(TINY_MODEL),
-            "batch_size": 4,
-            "num_train_steps": steps,
-            "learning_rate": 1e-2,
-            "checkpoint_every_steps": 2,
-            "log_every_steps": 1,
-            "eval_every_steps": 0,
-            "augment": True,
-            "seed": 0,
-        }
-    )
+    config = base(dataset_dir, steps)
+    config.checkpoint_every_steps = 2
+    config.log_every_steps = 1
+    return config
 
 
 def save_params(path: str, params) -> None:
