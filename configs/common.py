@@ -2,6 +2,10 @@
 
 from ml_collections import ConfigDict
 
+# Readers refuse a file whose header declares more than this many bytes of decoded pixels
+# (the readers' keyword default; jobs pass config.max_image_bytes / prepare.max_image_bytes).
+MAX_IMAGE_BYTES = 4 << 30
+
 
 def model_config() -> ConfigDict:
     """The study's U-Net: 16-32-64-128-256 filters, its dropout rates, 1 SEM channel, 4 phases."""
@@ -42,6 +46,7 @@ def prepare_config() -> ConfigDict:
             "image_dtype": "uint8",  # uint8 or uint16 records
             "channels": 1,  # SEM detector images per sample: sem.tif, sem2.tif, ...
             "n_jobs": 2,  # CPU threads of the forest refinement
+            "max_image_bytes": MAX_IMAGE_BYTES,  # larger declared images are refused unread
         }
     )
 
@@ -109,6 +114,7 @@ def segment_options(config: ConfigDict) -> None:
     config.tiff_compression = "zlib"  # '' for uncompressed TIFFs
     config.num_workers = 2  # CPU threads decoding the next images
     config.prefetch = 2  # images decoded ahead of the predictor
+    config.max_image_bytes = MAX_IMAGE_BYTES  # larger declared images are refused unread
     # An image whose features (inference/shift.py) lie this many spreads from the training
     # images' gets a warning in summary.csv and on its overlay.
     config.shift_threshold = 6.0

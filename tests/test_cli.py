@@ -95,3 +95,24 @@ def test_bad_config_file_and_override(tmp_path):
     assert_one_line_error(result, "batch_size")
     result = launch("--config", "configs/default.py", "--config.no_such_key=1")
     assert_one_line_error(result, "no_such_key")
+
+
+def test_checkpoint_of_another_program_and_bad_manifest(tmp_path):
+    import numpy as np
+    import tifffile
+
+    (tmp_path / "imgs").mkdir()
+    tifffile.imwrite(tmp_path / "imgs" / "a.tif", np.zeros((40, 40), np.uint8))
+    (tmp_path / "other" / "checkpoints" / "5" / "state").mkdir(parents=True)  # no model_config
+    result = launch("--config", "configs/segment.py", f"--config.input={tmp_path / 'imgs'}",
+                    f"--config.output_dir={tmp_path / 'out'}",
+                    f"--config.checkpoint={tmp_path / 'other'}")
+    assert_one_line_error(result, "checkpoints/5: not a socseg_jax U-Net checkpoint")
+    manifest = tmp_path / "samples.csv"
+    manifest.write_text("name,image\ns1,a.tif\n")
+    result = launch("--config", "configs/prepare.py", f"--config.raw_dir={tmp_path}",
+                    f"--config.output_dir={tmp_path / 'prep'}",
+                    f"--config.prepare.manifest={manifest}")
+    assert_one_line_error(result, "samples.csv", "'sample' and 'sem'")
+    result = launch("--config", "configs/segment.py", "--config.max_image_byte=10")
+    assert_one_line_error(result, "max_image_byte")

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_ERRORS = (ImageReadError, SampleError, RegistrationError)
 # Settings that do not change the labels or records: left out of the dataset's config hash.
-NOT_HASHED = ("manifest", "n_jobs")
+NOT_HASHED = ("manifest", "n_jobs", "max_image_bytes")
 
 
 def prepare(

@@ -97,6 +97,7 @@ def prepare_sample(
         element_pattern=settings.element_pattern or None,
         label_encoding=settings.labels_file_encoding,
         channels=int(settings.channels),
+        max_image_bytes=int(settings.max_image_bytes),
     )
     sem = normalize_sem(raw.sem)
     report = SampleReport(

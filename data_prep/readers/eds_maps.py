@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.readers.images import read_grey
 
@@ -68,6 +69,6 @@ def find_eds_maps(eds_dir: str | os.PathLike, pattern: str | None = None) -> dic
     return maps
 
 
-def read_eds_map(path: str | os.PathLike) -> np.ndarray:
-    """Read one element map (counts or intensities) as 2-D float32."""
-    return read_grey(path)
+def read_eds_map(path: str | os.PathLike, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
+    """Read one element map (counts or intensities) as 2-D float32 (see ``read_grey``)."""
+    return read_grey(path, max_bytes)

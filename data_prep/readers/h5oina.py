@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError
 from data_prep.readers.eds_maps import element_of
-from data_prep.readers.images import check_file
+from data_prep.readers.images import check_declared_size, check_file
 
 H5OINA_EXTS = (".h5oina",)
 
@@ -31,18 +32,32 @@ class H5OinaMaps:
 
 
 def _h5_scalar(group: Any, name: str) -> float | None:
-    if group is None or name not in group:
+    """The first value of the dataset ``group[name]`` (read alone), or None when absent."""
+    if group is None or name not in group or not getattr(group[name], "size", 0):
         return None
-    return float(np.asarray(group[name][()]).ravel()[0])
+    data = group[name]
+    return float(np.asarray(data[(0,) * data.ndim]))
 
 
-def read_h5oina(path: str | os.PathLike, slice_name: str = "1") -> H5OinaMaps:
+def _h5_array(path: Path, data: Any, count: int, max_bytes: int, what: str) -> np.ndarray:
+    """Dataset ``data`` read as a flat array after checking it holds ``count`` values and fits
+    ``max_bytes`` (refused unread otherwise)."""
+    if data.size != count:
+        raise ImageReadError(f"{path}: {what} has {data.size} values, the header says {count}")
+    check_declared_size(path, data.shape, max(data.dtype.itemsize, 4), max_bytes)
+    return np.asarray(data[()]).ravel()
+
+
+def read_h5oina(
+    path: str | os.PathLike, slice_name: str = "1", max_bytes: int = MAX_IMAGE_BYTES
+) -> H5OinaMaps:
     """Element maps from an AZtec ``.h5oina`` file (HDF5, read with h5py).
 
     Maps live in ``/<slice>/EDS/Data/<Window Integral|Peak Area|Composition>/<El line>`` as
     flattened (X cells * Y cells) arrays; ``/<slice>/EDS/Header`` gives ``X Cells``, ``Y Cells``
     and the ``X Step``/``Y Step`` in micrometres. Pixels outside an irregular acquisition area
-    are NaN: they are filled with the map's median and reported in ``valid``.
+    are NaN: they are filled with the map's median and reported in ``valid``. Each dataset's
+    declared size is checked against ``max_bytes`` (and the file size) before it is read.
     """
     import h5py
 
@@ -82,12 +97,8 @@ def read_h5oina(path: str | os.PathLike, slice_name: str = "1") -> H5OinaMaps:
                 el = element_of(name)
                 if el is None or el in maps:
                     continue
-                flat = np.asarray(group[name][()], np.float32).ravel()
-                if flat.size != nx * ny:
-                    raise ImageReadError(
-                        f"{path}: map '{name}' has {flat.size} values, header says {ny}x{nx}"
-                    )
-                maps[el] = flat.reshape(ny, nx)
+                flat = _h5_array(path, group[name], nx * ny, max_bytes, f"map '{name}'")
+                maps[el] = flat.astype(np.float32).reshape(ny, nx)
                 line = group[name].attrs.get("X-ray Line", name[len(el) :].strip())
                 lines[el] = line.decode() if isinstance(line, bytes) else str(line)
             image, image_step = None, None
@@ -97,7 +108,9 @@ def read_h5oina(path: str | os.PathLike, slice_name: str = "1") -> H5OinaMaps:
                 eh = ei.get("Header")
                 ex, ey = _h5_scalar(eh, "X Cells"), _h5_scalar(eh, "Y Cells")
                 if det is not None and len(det) and ex and ey:
-                    image = np.asarray(det[sorted(det)[0]][()]).reshape(int(ey), int(ex))
+                    count = int(ey) * int(ex)
+                    flat = _h5_array(path, det[sorted(det)[0]], count, max_bytes, "electron image")
+                    image = flat.reshape(int(ey), int(ex))
                     image_step = (_h5_scalar(eh, "Y Step") or 0.0, _h5_scalar(eh, "X Step") or 0.0)
     except ImageReadError:
         raise

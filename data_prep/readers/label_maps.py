@@ -7,9 +7,16 @@ import os
 from pathlib import Path
 
 import numpy as np
+from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError, SampleError
-from data_prep.readers.images import IMAGE_EXTS, check_file, read_grey
+from data_prep.readers.images import (
+    IMAGE_EXTS,
+    check_declared_size,
+    check_file,
+    file_format,
+    read_grey,
+)
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import NUM_CLASSES, STUDY_GREY
 
@@ -68,43 +75,51 @@ def scribbles_from_values(values: np.ndarray, where: str) -> np.ndarray:
     return vals.astype(np.uint8)
 
 
-def _palette_indices(path: Path) -> np.ndarray | None:
-    """Indices of a palette-mode PNG as float32, or None for any other PNG."""
+def _palette_indices(path: Path, max_bytes: int) -> np.ndarray | None:
+    """Indices of a palette-mode PNG as float32, or None for any other image."""
     from PIL import Image
 
-    check_file(path)
     try:
         with Image.open(path) as img:
-            return np.asarray(img, np.float32) if img.mode == "P" else None
+            if img.mode != "P":
+                return None
+            check_declared_size(path, img.size[::-1], 1, max_bytes)
+            return np.asarray(img, np.float32)
+    except ImageReadError:
+        raise
     except Exception:  # noqa: BLE001 - read_grey reports unreadable files by name
         return None
 
 
-def read_label_values(path: str | os.PathLike, palette_indices: bool = False) -> np.ndarray:
+def read_label_values(
+    path: str | os.PathLike, palette_indices: bool = False, max_bytes: int = MAX_IMAGE_BYTES
+) -> np.ndarray:
     """Raw values of a label image: TIFF/PNG/npy, or ilastik HDF5 (``/exported_data``).
 
     With ``palette_indices``, a palette ("indexed colour") PNG, as image editors save drawn
     scribbles, gives its palette indices rather than the brightness of its colours (label
-    maps keep the brightness: the study's grey 0/85/170/255 is often saved indexed).
+    maps keep the brightness: the study's grey 0/85/170/255 is often saved indexed). The
+    format comes from the content (HDF5 also by a ``.h5``/``.hdf5`` name); files declaring
+    more than ``max_bytes`` decoded are refused unread.
     """
     path = Path(path)
-    if (
-        palette_indices
-        and path.suffix.lower() == ".png"
-        and (indices := _palette_indices(path)) is not None
-    ):
+    check_file(path)
+    kind = file_format(path)
+    indices = _palette_indices(path, max_bytes) if palette_indices and kind == "PNG" else None
+    if indices is not None:
         return indices
-    if path.suffix.lower() not in (".h5", ".hdf5"):
-        return read_grey(path)
+    if kind != "HDF5" and (kind is not None or path.suffix.lower() not in (".h5", ".hdf5")):
+        return read_grey(path, max_bytes)
     import h5py
 
-    check_file(path)
     try:
         with h5py.File(path, "r") as f:
             key = "exported_data" if "exported_data" in f else next(iter(f), None)
             if key is None or not isinstance(f[key], h5py.Dataset):
                 raise ImageReadError(f"{path}: no /exported_data dataset (ilastik export)")
-            arr = np.asarray(f[key][()])
+            data = f[key]
+            check_declared_size(path, data.shape, data.dtype.itemsize, max_bytes)
+            arr = np.asarray(data[()])
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -114,4 +129,6 @@ def read_label_values(path: str | os.PathLike, palette_indices: bool = False) ->
     arr = np.squeeze(arr)
     if arr.ndim != 2:
         raise ImageReadError(f"{path}: expected 2-D labels, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ImageReadError(f"{path}: unsupported label type {arr.dtype}")
     return arr.astype(np.float32)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from data_prep.readers.images import image_format
+
 _LENGTH_NM = {"pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "mm": 1e6}
 
 
@@ -17,23 +19,27 @@ def read_sem_metadata(path: str | os.PathLike) -> dict[str, Any]:
     Zeiss SEM TIFFs carry them in tag 34118 (``CZ_SEM``, parsed by tifffile), e.g.
     ``ap_image_pixel_size`` = ('Image Pixel Size', 12.5, 'nm'); Thermo Fisher / FEI TIFFs in
     their INI-style tag (``[Scan] PixelWidth``); else the pixel size comes from the TIFF
-    resolution tags when they are physical (cm/inch). Missing facts are left out.
+    resolution tags when they are physical (cm/inch). Missing facts are left out, and so is
+    everything of a file whose metadata cannot be parsed (the image reader reports it).
     """
-    path = Path(path)
-    out: dict[str, Any] = {}
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return out
     try:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            sem_md = tif.sem_metadata or {}
-            fei_md = tif.fei_metadata or {}
-            tags = tif.pages.first.tags
-            xres, unit = tags.get("XResolution"), tags.get("ResolutionUnit")
-            res = (xres.value, int(unit.value)) if xres is not None and unit is not None else None
+        return _sem_metadata(Path(path))
     except Exception:  # noqa: BLE001 - metadata is optional; the image reader reports errors
+        return {}
+
+
+def _sem_metadata(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if image_format(path) != "TIFF":
         return out
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        sem_md = tif.sem_metadata or {}
+        fei_md = tif.fei_metadata or {}
+        tags = tif.pages.first.tags
+        xres, unit = tags.get("XResolution"), tags.get("ResolutionUnit")
+        res = (xres.value, int(unit.value)) if xres is not None and unit is not None else None
     for key in ("ap_image_pixel_size", "ap_pixel_size"):
         val = sem_md.get(key)
         if isinstance(val, tuple) and len(val) >= 3 and str(val[2]) in _LENGTH_NM:

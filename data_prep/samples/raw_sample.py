@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.readers.data_bar import crop_data_bar
@@ -72,12 +73,14 @@ def read_raw_sample(
     element_pattern: str | None = None,
     label_encoding: str = "auto",
     channels: int = 1,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> RawSample:
     """Read one raw sample (folder or SampleFiles); raise SampleError naming it and the problem.
 
     ``data_bar``: remove an SEM data bar (``auto``, a height in rows, or ``none``);
     ``element_pattern``: see ``element_of``; ``label_encoding``: see ``labels_from_values``;
-    ``channels``: number of SEM detector images (``sem.tif``, ``sem2.tif``, ...) to read.
+    ``channels``: number of SEM detector images (``sem.tif``, ``sem2.tif``, ...) to read;
+    ``max_image_bytes``: files declaring more decoded bytes are refused unread.
     """
     if isinstance(sample_dir, SampleFiles):
         files = sample_dir
@@ -87,7 +90,7 @@ def read_raw_sample(
         files = sample_files(sample_dir)
     where = f"sample '{files.name}'"
     try:
-        decoded = _decode_files(files, where, element_pattern, channels)
+        decoded = _decode_files(files, where, element_pattern, channels, max_image_bytes)
     except ImageReadError as exc:
         raise SampleError(f"{where}: {exc}") from exc
     try:
@@ -127,7 +130,7 @@ def read_raw_sample(
 
 
 def _decode_files(
-    files: SampleFiles, where: str, element_pattern: str | None, channels: int
+    files: SampleFiles, where: str, element_pattern: str | None, channels: int, max_bytes: int
 ) -> _Decoded:
     """Reads every file of the sample (ImageReadError / SampleError name the problem)."""
     metadata: dict[str, Any] = {}
@@ -139,17 +142,17 @@ def _decode_files(
         )
     sem = None
     if files.sem is not None:
-        sem = read_grey(files.sem)
+        sem = read_grey(files.sem, max_bytes)
         metadata.update(read_sem_metadata(files.sem))
     if len(files.extra_sem) < channels - 1:
         raise SampleError(
             f"{where}: {channels} channels configured but only {1 + len(files.extra_sem)} "
             "SEM image(s) found (sem.tif, sem2.tif, ...)"
         )
-    extra = [read_grey(p) for p in files.extra_sem[: channels - 1]]
+    extra = [read_grey(p, max_bytes) for p in files.extra_sem[: channels - 1]]
     eds_src = files.eds
     if is_h5:
-        h5 = read_h5oina(eds_src)
+        h5 = read_h5oina(eds_src, max_bytes=max_bytes)
         eds = h5.maps
         metadata["eds_source"] = eds_src.name
         metadata["eds_step_um"] = list(h5.step_um)
@@ -166,12 +169,14 @@ def _decode_files(
                 metadata["pixel_size_nm"] = h5.electron_step_um[1] * 1e3
     else:
         found = find_eds_maps(eds_src, element_pattern) if eds_src is not None else {}
-        eds = {el: read_eds_map(p) for el, p in found.items()}
+        eds = {el: read_eds_map(p, max_bytes) for el, p in found.items()}
         metadata["eds_files"] = {el: p.name for el, p in found.items()}
-    label_values = read_label_values(files.labels) if files.labels is not None else None
+    label_values = (
+        read_label_values(files.labels, max_bytes=max_bytes) if files.labels is not None else None
+    )
     use_scribbles = files.scribbles is not None and files.labels is None
     scribble_values = (
-        read_label_values(files.scribbles, palette_indices=True) if use_scribbles else None
+        read_label_values(files.scribbles, True, max_bytes) if use_scribbles else None
     )
     return _Decoded(sem, extra, eds, h5, label_values, scribble_values, metadata)
 

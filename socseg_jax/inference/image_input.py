@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from ml_collections import ConfigDict
 
-from data_prep.errors import ImageReadError
 from data_prep.readers.data_bar import crop_data_bar, parse_data_bar
-from data_prep.readers.images import image_format, read_grey
+from data_prep.readers.images import read_grey
 from data_prep.readers.sem_metadata import read_pixel_size_nm
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.intensity import normalize_sem
@@ -44,20 +43,11 @@ def load_image(job: ImageJob, options: ConfigDict) -> tuple[np.ndarray, ImageInf
     """(model input, info) of ``job.path``: read, data bar cut (``options.data_bar``: auto,
     none or rows), preprocessed as the model was trained (``options.preprocess``).
 
-    The preview is the grey image subsampled by :func:`preview_step`, so that the full-size
+    Images larger than ``options.max_image_bytes`` decoded are refused unread. The preview is
+    the grey image subsampled by :func:`preview_step`, so that the full-size
     original need not be kept while the image is predicted.
     """
-    kind = image_format(job.path)
-    if kind is None and job.path.stat().st_size > 0:
-        raise ImageReadError(f"{job.path}: not an image (content is not TIFF, PNG or JPEG)")
-    try:
-        grey = read_grey(job.path)
-    except ImageReadError as err:
-        if kind is None or "cannot read image" not in str(err):
-            raise
-        detail = str(err).split("cannot read image", 1)[1].strip()
-        detail = detail[1:-1] if detail.startswith("(") and detail.endswith(")") else detail
-        raise ImageReadError(f"{job.path}: corrupt or truncated {kind} ({detail})") from err
+    grey = read_grey(job.path, options.max_image_bytes)
     grey, bar = crop_data_bar(grey, parse_data_bar(options.data_bar))
     pixel_size = read_pixel_size_nm(job.path) or options.pixel_size_nm or math.nan
     step = preview_step(grey.shape, options.overlay_max_size)

@@ -3,16 +3,16 @@
 Why: on CPU, XLA splits every operation over all cores, and the small convolutions of a
 U-Net (one 256x256 window, 16 channels) split badly. Presenting each core as its own device
 and sharding the batch over them trained the study U-Net 1.32x faster and ran sliding windows
-1.35x faster on a 2-core machine (benchmarks/RESULTS.md). XLA reads the flag once, so
-:func:`configure` must run before jax is imported; ``launch.py`` and the benchmarks call it.
-Accelerator backends are unaffected (the flag only shapes the CPU platform).
+1.35x faster on a 2-core machine (benchmarks/RESULTS.md). The count is set with
+``jax.config.update("jax_num_cpu_devices", n)``, which must run before JAX's backends start
+(the first computation or device query); ``launch.py`` and the benchmarks call
+:func:`configure` first. Accelerator backends are unaffected (it only shapes the CPU platform).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -58,9 +58,10 @@ def configure(config: Mapping[str, Any], cores: int | None = None) -> int:
     """Sets the host device count for this process from ``config.cpu_devices`` (0 = auto).
 
     Auto uses one device per usable core, reduced until every batch size of the config splits
-    evenly; 1 keeps XLA's default (one device, every op threaded). A count already present in
-    ``XLA_FLAGS`` is respected. Returns the count that applies (0 when jax was imported first
-    and the flag can no longer take effect).
+    evenly; 1 keeps XLA's default (one device, every op threaded). A count the user set
+    (``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` or ``JAX_NUM_CPU_DEVICES``) is
+    respected. Returns the count that applies (0 when JAX's backends had already started and
+    the count can no longer take effect).
     """
     requested = int(config.get("cpu_devices", 0) or 0)
     if requested < 0:
@@ -68,9 +69,8 @@ def configure(config: Mapping[str, Any], cores: int | None = None) -> int:
     flags = os.environ.get("XLA_FLAGS", "")
     if FLAG in flags:
         return int(flags.split(FLAG + "=")[1].split()[0])
-    if "jax" in sys.modules:
-        log.warning("jax already imported: %s can no longer be set", FLAG)
-        return 0
+    if os.environ.get("JAX_NUM_CPU_DEVICES"):
+        return int(os.environ["JAX_NUM_CPU_DEVICES"])
     distributed = config.get("distributed") or {}
     processes = int(
         distributed.get("num_processes", 0) or os.environ.get("JAX_NUM_PROCESSES", "1") or 1
@@ -79,5 +79,11 @@ def configure(config: Mapping[str, Any], cores: int | None = None) -> int:
         cores or usable_cores(), batch_sizes(config), max(processes, 1)
     )
     if count > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} {FLAG}={count}".strip()
+        import jax
+
+        try:
+            jax.config.update("jax_num_cpu_devices", count)
+        except RuntimeError:  # the backends started already: too late for this process
+            log.warning("JAX's backends already started: jax_num_cpu_devices cannot be set")
+            return 0
     return count

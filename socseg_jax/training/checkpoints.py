@@ -1,16 +1,19 @@
 """Orbax checkpoints of the training state, stored with the model config and data position.
 
-A checkpoint holds `state` (params, optimizer state, step), `model_config` (JSON, so
-`segment` and `evaluate` rebuild the network from the checkpoint alone) and `data` (the Grain
-iterator state). Saves are asynchronous and atomic (Orbax writes to a temporary folder and
-renames it), so a run killed at any point resumes from the last complete checkpoint; an
-unreadable newest checkpoint is skipped with a warning.
+A checkpoint holds `state` (params, optimizer state, step), `model_config` (JSON, so `segment`
+and `evaluate` rebuild the network from the checkpoint alone) and `data_iterator` (the Grain
+iterator state, written by Grain's own Orbax handler: one `process_<i>-of-<n>.json` per
+process). Checkpoints of the earlier layout, whose `data` item held the primary process's
+iterator state as JSON, still restore. Saves are asynchronous and atomic (Orbax writes to a
+temporary folder and renames it), so a run killed at any point resumes from the last complete
+checkpoint; an unreadable newest checkpoint is skipped with a warning.
 """
 
 import logging
 from pathlib import Path
 from typing import Any
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_SUBDIR = "checkpoints"
 BEST_METRIC = "val_mean_iou"
+DATA_ITEM = "data_iterator"  # grain.checkpoint.CheckpointHandler: one file per process
+LEGACY_DATA_ITEM = "data"  # before: JSON of the primary process's iterator state
 
 
 def checkpoint_manager(
@@ -52,16 +57,17 @@ def save(
     step: int,
     state: Any,
     model_config: UNetConfig,
-    data_state: dict[str, Any] | None = None,
+    data_iterator: grain.DatasetIterator | None = None,
     metrics: dict[str, float] | None = None,
 ) -> None:
-    """Saves the training state, model config and data-iterator state at `step`."""
+    """Saves the training state, model config and (each process) its data iterator's state
+    at `step` (the iterator's state is taken before this returns)."""
     items = {
         "state": ocp.args.StandardSave(state),
         "model_config": ocp.args.JsonSave(model_config.to_dict()),
     }
-    if data_state is not None:
-        items["data"] = ocp.args.JsonSave(data_state)
+    if data_iterator is not None:
+        items[DATA_ITEM] = grain.checkpoint.CheckpointSave(data_iterator)
     manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
 
 
@@ -79,17 +85,35 @@ def saved_model_config(manager: ocp.CheckpointManager, step: int) -> UNetConfig:
     return UNetConfig.from_dict(meta["model_config"])
 
 
-def saved_data_state(manager: ocp.CheckpointManager, step: int) -> dict[str, Any] | None:
-    """The data-iterator state stored with the checkpoint at `step` (None if absent)."""
-    if "data" not in manager.item_metadata(step):
-        return None
-    return manager.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"]
+def restore_data_iterator(
+    manager: ocp.CheckpointManager, step: int, iterator: grain.DatasetIterator
+) -> bool:
+    """Sets `iterator` to this process's data position saved at `step`; False when the
+    checkpoint holds none (the caller then derives it from the step)."""
+    if (Path(manager.directory) / str(step) / DATA_ITEM).is_dir():
+        try:
+            manager.restore(step, args=ocp.args.Composite(
+                **{DATA_ITEM: grain.checkpoint.CheckpointRestore(iterator)}))
+            return True
+        except ValueError as err:  # e.g. saved by another number of processes
+            log.warning("no data position for this process at step %d (%s); using the step",
+                        step, _first_line(err))
+            return False
+    if LEGACY_DATA_ITEM in manager.item_metadata(step):
+        legacy = ocp.args.Composite(**{LEGACY_DATA_ITEM: ocp.args.JsonRestore()})
+        iterator.set_state(manager.restore(step, args=legacy)[LEGACY_DATA_ITEM])
+        return True
+    return False
 
 
 def restore_latest(
-    manager: ocp.CheckpointManager, abstract_state: Any, model_config: UNetConfig
-) -> tuple[Any, int, dict[str, Any] | None] | None:
-    """(state, step, data state) of the newest readable checkpoint, or None if there is none.
+    manager: ocp.CheckpointManager,
+    abstract_state: Any,
+    model_config: UNetConfig,
+    data_iterator: grain.DatasetIterator | None = None,
+) -> tuple[Any, int, bool] | None:
+    """(state, step, whether `data_iterator` was set to the saved data position) of the
+    newest readable checkpoint, or None if there is none.
 
     A checkpoint that cannot be read (partial, corrupt) is skipped with a warning; one made
     with a different model config is an error, since resuming it would silently mix runs.
@@ -107,9 +131,11 @@ def restore_latest(
                 f"config {saved.to_dict()}, not {model_config.to_dict()}; use a new --workdir"
             )
         try:
-            return restore_state(manager, step, abstract_state), step, saved_data_state(
-                manager, step
+            state = restore_state(manager, step, abstract_state)
+            has_data = data_iterator is not None and restore_data_iterator(
+                manager, step, data_iterator
             )
+            return state, step, has_data
         except Exception as err:  # noqa: BLE001
             log.warning("checkpoint at step %d is unreadable (%s); trying the previous one",
                         step, _first_line(err))
@@ -128,7 +154,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
         raise MissingInputError(f"checkpoint {path} does not exist")
     for root in (path / CHECKPOINT_SUBDIR, path):
         if root.is_dir():
-            steps = ocp.utils.checkpoint_steps(root)
+            steps = ocp.path.step.checkpoint_steps(root)
             if steps:
                 return root, max(steps)
     if path.name.isdigit() and (path / "state").exists():
@@ -158,14 +184,20 @@ def load_model(path: str | Path) -> tuple[UNet, UNetConfig, int]:
     finally:
         absl_log.removeFilter(_drop_read_only_notice)
     with mgr:
-        config = saved_model_config(mgr, step)
-        model = UNet(config, rngs=nnx.Rngs(0))
-        graphdef, _, rest = nnx.split(model, nnx.Param, ...)
-        target = _on_this_device(root / str(step) / "state")
-        restored = mgr.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target)
-        ))
-    model = nnx.merge(graphdef, restored["state"]["params"], rest)
+        try:
+            config = saved_model_config(mgr, step)
+            model = UNet(config, rngs=nnx.Rngs(0))
+            graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+            target = _on_this_device(root / str(step) / "state")
+            restored = mgr.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target)
+            ))
+            model = nnx.merge(graphdef, restored["state"]["params"], rest)
+        except Exception as err:  # noqa: BLE001 - another program's or a broken checkpoint
+            raise UserError(
+                f"{root / str(step)}: not a socseg_jax U-Net checkpoint (its model_config and "
+                f"params are needed: {_first_line(err)})"
+            ) from err
     model.eval()
     return model, config, step
 

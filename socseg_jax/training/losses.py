@@ -15,12 +15,16 @@ def cross_entropy(
     class_weights: jax.Array | None = None,
     label_smoothing: float = 0.0,
 ) -> jax.Array:
-    """Mean softmax cross-entropy over pixels; optional per-class weights and smoothing."""
-    num_classes = logits.shape[-1]
-    targets = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    """Mean softmax cross-entropy over pixels; optional per-class weights and smoothing
+    (``optax.softmax_cross_entropy_with_integer_labels`` unless smoothing needs one-hot
+    targets)."""
+    logits = logits.astype(jnp.float32)
     if label_smoothing:
+        targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.float32)
         targets = optax.smooth_labels(targets, label_smoothing)
-    per_pixel = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+        per_pixel = optax.softmax_cross_entropy(logits, targets)
+    else:
+        per_pixel = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     if class_weights is None:
         return per_pixel.mean()
     weights = class_weights[labels]
@@ -28,14 +32,14 @@ def cross_entropy(
 
 
 def soft_dice_loss(logits: jax.Array, labels: jax.Array, eps: float = 1.0) -> jax.Array:
-    """1 − mean soft Dice over classes, pooled over the batch (classes absent from the batch
-    count only through their false positives, smoothed by `eps`)."""
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    """1 − mean soft Dice over classes, (2·I + eps) / (P + T + eps), pooled over the batch
+    (classes absent from the batch count only through their false positives, smoothed by
+    `eps`). ``optax.losses.dice_loss`` with alpha = beta = 1/2 computes (I + s) / ((P + T)/2
+    + s), the same ratio for s = eps / 2; its axes are set to pool the batch too."""
     targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.float32)
-    axes = tuple(range(logits.ndim - 1))
-    intersection = (probs * targets).sum(axes)
-    denominator = probs.sum(axes) + targets.sum(axes)
-    return 1.0 - ((2 * intersection + eps) / (denominator + eps)).mean()
+    return optax.losses.dice_loss(
+        logits.astype(jnp.float32), targets, smooth=eps / 2, axis=tuple(range(logits.ndim - 1))
+    )
 
 
 def segmentation_loss(

@@ -191,10 +191,11 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
         acquisition=config.acquisition,
         process_index=jax.process_index(), process_count=jax.process_count(),
     )
-    restored = checkpoints.restore_latest(manager, state, model_config)
+    restored = checkpoints.restore_latest(manager, state, model_config, batches)
     if restored is not None:
-        state, start_step, data_state = restored
-        batches.set_state(data_state or {"next_index": start_step})
+        state, start_step, has_data_position = restored
+        if not has_data_position:  # batch k is a function of (seed, k): the step suffices
+            batches.set_state({"next_index": start_step})
         log.info("resuming from the checkpoint at step %d", start_step)
 
     mesh = distributed.data_mesh()
@@ -268,7 +269,7 @@ def _train_loop(
                 evals_since_best += 1
         stop = bool(patience) and evals_since_best >= patience
         if step % config.checkpoint_every_steps == 0 or step == total or stop:
-            checkpoints.save(manager, step, state, model_config, batches.get_state(), val_metrics)
+            checkpoints.save(manager, step, state, model_config, batches, val_metrics)
         if stop:
             log.info("early stopping at step %d: validation mean IoU has not improved for %d "
                      "evaluations (best %.4f)", step, patience, best)

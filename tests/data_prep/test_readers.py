@@ -1,13 +1,21 @@
 """Tests of raw-data reading: image formats, errors naming files, element-map matching."""
 
+import struct
+import tracemalloc
+
+import h5py
 import numpy as np
 import pytest
 import skimage.io
 import tifffile
+from PIL import Image
 
+from data_prep import synthetic
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.readers.eds_maps import find_eds_maps
+from data_prep.readers.h5oina import read_h5oina
 from data_prep.readers.images import read_grey
+from data_prep.readers.label_maps import read_label_values
 from data_prep.samples.files import discover_samples
 from data_prep.samples.raw_sample import read_raw_sample
 from socseg_jax.core.atomic import write_tiff_atomic
@@ -270,10 +278,8 @@ def test_write_tiff_atomic_and_overlay(tmp_path):
 
 # --- readers for real microscope exports -------------------------------------------------
 
-from data_prep import synthetic  # noqa: E402
 from data_prep.readers.data_bar import crop_data_bar, detect_data_bar  # noqa: E402
-from data_prep.readers.h5oina import read_h5oina  # noqa: E402
-from data_prep.readers.label_maps import labels_from_values, read_label_values  # noqa: E402
+from data_prep.readers.label_maps import labels_from_values  # noqa: E402
 from data_prep.readers.sem_metadata import read_sem_metadata  # noqa: E402
 from data_prep.samples.files import read_manifest  # noqa: E402
 
@@ -416,3 +422,90 @@ def test_h5oina_electron_image_as_sem_and_partial_box(tmp_path):
     s = read_raw_sample(tmp_path / "h5only")
     assert s.metadata["eds_box_px"] == [10, 30, 20, 30] and s.sem.shape == (20, 30)
     np.testing.assert_array_equal(s.sem, image[10:30, 30:60])
+
+
+def hostile_tiff(width: int, height: int, compression: int = 1, strip_bytes: int = 64) -> bytes:
+    """A little-endian TIFF of ~200 bytes whose header declares width x height 8-bit pixels."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, compression), (262, 3, 1),
+            (273, 4, 8 + 2 + 12 * 8 + 4), (277, 3, 1), (278, 4, height), (279, 4, strip_bytes)]
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + struct.pack("<I" if kind == 4 else "<HH", value,
+                                                        *(() if kind == 4 else (0,)))
+        for tag, kind, value in tags
+    ) + struct.pack("<I", 0)
+    return b"II*\0" + struct.pack("<I", 8) + ifd + bytes(strip_bytes)
+
+
+def test_huge_declared_tiff_is_refused_unread(tmp_path):
+    path = tmp_path / "bomb.tif"
+    path.write_bytes(hostile_tiff(200_000, 200_000))
+    assert path.stat().st_size < 300
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError) as err:
+            read_grey(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20
+    message = str(err.value)
+    assert "\n" not in message and "bomb.tif" in message
+    assert "200000x200000" in message and "4 GiB (max_image_bytes)" in message
+
+
+def test_size_lies_and_the_configured_limit(tmp_path):
+    lie = tmp_path / "lie.tif"  # zlib data cannot shrink 400 MB into 200 bytes
+    lie.write_bytes(hostile_tiff(20_000, 20_000, compression=8))
+    with pytest.raises(ImageReadError, match="more than a .*-byte file can hold"):
+        read_grey(lie)
+    short = tmp_path / "short.tif"  # raw strips pointing beyond the end of the file
+    short.write_bytes(hostile_tiff(100, 100, strip_bytes=10_000)[:300])
+    with pytest.raises(ImageReadError, match="corrupt or truncated TIFF.*ends at byte"):
+        read_grey(short)
+    small = tmp_path / "small.npy"
+    np.save(small, np.zeros((64, 64), np.float32))
+    assert read_grey(small, max_bytes=64 * 64 * 4).shape == (64, 64)
+    with pytest.raises(ImageReadError, match=r"small.npy: .*over the limit of 16383 bytes"):
+        read_grey(small, max_bytes=64 * 64 * 4 - 1)
+    labels = tmp_path / "labels.h5"
+    with h5py.File(labels, "w") as f:
+        f.create_dataset("exported_data", shape=(30_000, 30_000), dtype=np.uint8)  # unwritten
+    with pytest.raises(ImageReadError, match="labels.h5: declares 30000x30000"):
+        read_label_values(labels)
+    h5oina = tmp_path / "maps.h5oina"
+    synthetic.write_h5oina(h5oina, {el: np.ones((8, 8), np.float32) for el in ("O", "Ni")},
+                           (1, 1))
+    assert set(read_h5oina(h5oina).maps) == {"O", "Ni"}
+    with pytest.raises(ImageReadError, match="maps.h5oina: declares 64x1 x 4 bytes"):
+        read_h5oina(h5oina, max_bytes=100)
+
+
+def test_format_comes_from_the_content(tmp_path, caplog):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(grey).save(tmp_path / "really_png.tif", format="PNG")
+    with caplog.at_level("WARNING"):
+        np.testing.assert_array_equal(read_grey(tmp_path / "really_png.tif"), grey)
+    assert "really_png.tif" in caplog.text and "TIFF" in caplog.text and "PNG" in caplog.text
+    tifffile.imwrite(tmp_path / "really_tiff.npy", grey, photometric="minisblack")  # by content
+    np.testing.assert_array_equal(read_grey(tmp_path / "really_tiff.npy"), grey)
+    (tmp_path / "text.tif").write_text("1,2\n3,4\n")
+    with pytest.raises(ImageReadError, match="text.tif: cannot read image: not an image"):
+        read_grey(tmp_path / "text.tif")
+    (tmp_path / "map.csv").write_text("1,2\n3,4\n")
+    assert read_grey(tmp_path / "map.csv").tolist() == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [((), "no /1/EDS group"), (("1/EDS/Data",), "EDS header lacks 'X Cells'"),
+     (("1/EDS/Header",), "no element maps under /1/EDS/Data")],
+)
+def test_h5oina_missing_groups_give_one_line(tmp_path, groups, message):
+    path = tmp_path / "broken.h5oina"
+    with h5py.File(path, "w") as f:
+        for group in groups:
+            f.create_group(group)
+        if "1/EDS/Header" in groups:
+            f["1/EDS/Header/X Cells"], f["1/EDS/Header/Y Cells"] = [8], [8]
+    with pytest.raises(ImageReadError, match=f"broken.h5oina: {message}"):
+        read_h5oina(path)

@@ -3,12 +3,14 @@
 import csv
 import json
 
+import pytest
 from socseg_jax.configs.quickstart import get_config
 
 from socseg_jax.jobs.quickstart import run
 from tests.training.test_train import TINY_MODEL
 
 
+@pytest.mark.slow
 def test_quickstart_end_to_end_on_tiny_data(tmp_path):
     config = get_config()
     config.synthetic.num_samples = 4

@@ -258,6 +258,7 @@ segment_images(Slow(model, patch_size=32), discover_images(sys.argv[1]), sys.arg
 """
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes(tmp_path):
     """A run killed with SIGKILL mid-batch leaves only complete outputs; the re-run finishes."""
     import os
@@ -291,3 +292,22 @@ def test_sigkilled_run_resumes(tmp_path):
     assert sum(r["status"] == "skipped" for r in rows) == len(done_before)
     assert all(r["status"] in ("ok", "skipped") for r in rows)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, caplog):
+    from PIL import Image
+
+    source = tmp_path / "in"
+    source.mkdir()
+    grey = np.random.default_rng(3).integers(0, 255, (40, 44), dtype=np.uint8)
+    Image.fromarray(grey).save(source / "misnamed.tif", format="PNG")
+    config = get_config()
+    config.input, config.output_dir, config.checkpoint = (
+        str(source), str(tmp_path / "out"), str(checkpoint_dir))
+    config.predict.update(patch_size=PATCH, stride=PATCH, batch_size=4)
+    with caplog.at_level("WARNING"):
+        segment.run(config, None)
+    row = read_summary(tmp_path / "out" / "summary.csv")[str(source / "misnamed.tif")]
+    assert row["status"] == "ok" and row["height"] == "40", row
+    assert "misnamed.tif: named as TIFF but its content is PNG" in caplog.text
+    assert tifffile.imread(tmp_path / "out" / "misnamed_labels.tif").shape == (40, 44)

@@ -27,12 +27,12 @@ def test_host_device_count_splits_every_batch(cores, sizes, processes, expected)
     assert host_devices.host_device_count(cores, sizes, processes) == expected
 
 
-def _configure_in_child(env_flags: str, config: str) -> str:
+def _configure_in_child(env_flags: str, config: str, before: str = "") -> str:
     code = (
-        "import os; from ml_collections import ConfigDict;"
+        f"{before}import os; from ml_collections import ConfigDict;"
         "from socseg_jax.runtime import host_devices;"
         f"n = host_devices.configure(ConfigDict({config}), cores=4);"
-        "import jax; print(n, jax.device_count(), os.environ.get('XLA_FLAGS', ''))"
+        "import jax; print(n, jax.device_count(), jax.config.jax_num_cpu_devices)"
     )
     env = {"PATH": "/usr/bin:/bin", "XLA_FLAGS": env_flags, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
@@ -45,11 +45,15 @@ def _configure_in_child(env_flags: str, config: str) -> str:
 
 def test_configure_sets_the_device_count_before_jax_starts():
     out = _configure_in_child("", "{'batch_size': 6}")  # 4 cores: 3 devices split 6
-    assert out.startswith("3 3 ") and "--xla_force_host_platform_device_count=3" in out
+    assert out == "3 3 3"  # set through jax.config (jax_num_cpu_devices)
     assert _configure_in_child("", "{'batch_size': 8, 'cpu_devices': 1}").startswith("1 1")
     # A count the user already put in XLA_FLAGS wins.
     user = "--xla_force_host_platform_device_count=2"
     assert _configure_in_child(user, "{'batch_size': 8}").startswith("2 2 ")
+    # jax imported first is fine; only started backends are too late (a warning, 0).
+    assert _configure_in_child("", "{'batch_size': 8}", "import jax;") == "4 4 4"
+    late = "import jax; jax.devices();"
+    assert _configure_in_child("", "{'batch_size': 8}", late).startswith("0 1 ")
 
 
 def test_negative_count_is_refused():

@@ -18,6 +18,7 @@ from socseg_jax.training.optim import make_optimizer
 from socseg_jax.training.train import init_model, train_and_evaluate
 from tests.training.test_train import TINY_MODEL, tiny_config
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
