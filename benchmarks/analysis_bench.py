@@ -1,0 +1,93 @@
+"""Benchmark of every analysis metric on one study-sized label map (2856x4096).
+
+The map comes from the project's simulator (data_prep/synthetic.py microstructure, NiO
+shells after 4 min). Goals (issue #14): every metric group <= 10 s, tortuosity <= 30 s,
+a 16384^2 map (without tortuosity) within 6 GB. In the simulator's isotropic 2-D sections
+no phase percolates with 4-connectivity (tortuosity inf at once), so the solver is also
+timed on a percolating 55 % random field. Runs each case in a fresh child process so
+peak RSS is its own. Writes benchmarks/analysis_bench.json.
+
+    python benchmarks/analysis_bench.py [--big] [--solver-shape 1024 1024]
+"""
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import json, resource, sys, time, tracemalloc
+import numpy as np
+from scipy import ndimage as ndi
+sys.path.insert(0, {root!r})
+from data_prep import synthetic as s
+from socseg_jax.analysis import AnalysisOptions, analyze_with_maps
+from socseg_jax.analysis.tortuosity import tortuosity
+shape, kind = tuple({shape!r}), {kind!r}
+rng = np.random.default_rng(0)
+t = time.perf_counter()
+if kind == "solver":
+    f = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 5)
+    mask = f > np.quantile(f, 0.45)
+else:
+    p = s.SimulationParams(shape=shape, oxidation_min=4.0)
+    labels = s._oxidise(rng, s._microstructure(rng, shape, p), p).astype(np.uint8)
+make_s = time.perf_counter() - t
+tracemalloc.start()
+out = {{"shape": list(shape), "kind": kind, "make_seconds": make_s}}
+if kind == "solver":
+    t = time.perf_counter(); r = tortuosity(mask, "y"); out["first_s"] = time.perf_counter() - t
+    t = time.perf_counter(); r = tortuosity(mask, "y"); out["seconds"] = time.perf_counter() - t
+    out.update({{k: r[k] for k in ("tau", "eps", "iterations", "residual", "flux_mismatch")}})
+else:
+    timings = {{}}
+    opts = AnalysisOptions("both", 4, 256, kind == "full")
+    metrics, _ = analyze_with_maps(labels, 40.0, opts, timings)
+    out["seconds_per_metric"] = timings
+    out["fractions_pct"] = [metrics[f"{{n}}_area_pct"] for n in ("pore", "NiO", "Ni", "YSZ")]
+    out["tpb_density_per_um2"] = metrics["tpb_density_per_um2"]
+out["tracemalloc_peak_gb"] = tracemalloc.get_traced_memory()[1] / 1e9
+out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+print(json.dumps(out))
+"""
+
+
+def cpu_info() -> dict:
+    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                  if ln.startswith("Model name")), platform.processor())
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("Flags")), [])
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    return {"model_name": model, "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
+            "cpus": len(__import__("os").sched_getaffinity(0)), "load_average": load}
+
+
+def run_case(shape: tuple[int, int], kind: str) -> dict:
+    code = _CHILD.format(root=str(ROOT), shape=list(shape), kind=kind)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"shape": list(shape), "kind": kind, "error": proc.stderr.strip()[-400:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--big", action="store_true", help="also 16384^2 without tortuosity")
+    parser.add_argument("--solver-shape", type=int, nargs=2, default=(1024, 1024))
+    args = parser.parse_args()
+    result = {"cpu": cpu_info(), "cases": [run_case((2856, 4096), "full"),
+                                           run_case(tuple(args.solver_shape), "solver")]}
+    if args.big:
+        result["cases"].append(run_case((16384, 16384), "no_tortuosity"))
+    path = ROOT / "benchmarks" / "analysis_bench.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

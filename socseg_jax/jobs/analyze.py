@@ -1,0 +1,83 @@
+"""job=analyze: label maps -> microstructure metrics, group statistics, pictures, report."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from ml_collections import ConfigDict
+
+from socseg_jax.analysis import report, series
+from socseg_jax.analysis.core import AnalysisOptions, analyze_paths
+from socseg_jax.analysis.reading import ENCODINGS, find_label_files
+
+log = logging.getLogger(__name__)
+_PANELS = 16
+_NOT_PLOTTED = ("_count", "_se_pct", "_deff_", "pixel_size_nm", "height_px", "width_px")
+
+
+def _check(config: ConfigDict) -> AnalysisOptions:
+    for key in ("input", "output_dir"):
+        if not config.get(key):
+            raise ValueError(f"config.{key} is required for job=analyze")
+    if config.label_encoding not in ENCODINGS:
+        raise ValueError(f"config.label_encoding must be one of {ENCODINGS}")
+    if not float(config.pixel_size_nm) >= 0:
+        raise ValueError(f"config.pixel_size_nm must be >= 0 (0 = unknown): {config.pixel_size_nm}")
+    if config.groups_csv and not Path(config.groups_csv).is_file():
+        raise ValueError(f"config.groups_csv {config.groups_csv} is not a file")
+    return AnalysisOptions.from_config(config)
+
+
+def _plot_series(out: Path, groups: list[dict[str, Any]]) -> dict[str, bytes]:
+    """series/<family>.png: every metric vs time, one panel each, 16 panels per file."""
+    if not any(math.isfinite(g["time_min"]) for g in groups):
+        return {}
+    metrics = [k[: -len("_mean")] for k in groups[0] if k.endswith("_mean")]
+    metrics = [m for m in metrics if not any(s in m for s in _NOT_PLOTTED)
+               and any(math.isfinite(g[f"{m}_mean"]) for g in groups)]
+    plots = {}
+    for i in range(0, len(metrics), _PANELS):
+        name = f"series_{i // _PANELS + 1:02d}"
+        plots[name] = report.series_plot(out / "series" / f"{name}.png", groups,
+                                         metrics[i : i + _PANELS])
+    return plots
+
+
+def run(config: ConfigDict, workdir: str | None) -> dict:
+    """Analyses config.input into config.output_dir; returns the counts and output paths.
+    Raises ValueError for a bad config or when every file failed."""
+    options = _check(config)
+    out = Path(config.output_dir)
+    items = find_label_files(config.input)
+    axis = options.axes[0]
+    thumbnails: dict[str, bytes] = {}
+
+    def picture(item, row, maps) -> None:
+        if config.pictures:
+            name = report.safe_name(str(Path(item.relative).with_suffix("")))
+            thumbnails[str(item.relative)] = report.image_picture(
+                out / "pictures" / f"{name}.png", maps, axis, str(item.relative))
+
+    log.info("analysing %d label maps from %s", len(items), config.input)
+    rows, problems = analyze_paths(items, options, config.label_encoding,
+                                   float(config.pixel_size_nm), picture)
+    if not rows:
+        first = problems[0] if problems else ""
+        raise ValueError(f"every label map failed ({len(problems)}): {first}")
+    series.assign_groups(rows, config.groups_csv, config.group_regex)
+    groups = series.group_statistics(rows)
+    plots = _plot_series(out, groups) if config.pictures else {}
+    report.write_csv(out / "analysis.csv", rows)
+    report.write_csv(out / "analysis_groups.csv", groups)
+    report.write_json(out / "analysis.json", {
+        "config": config.to_dict(), "images": rows, "groups": groups, "problems": problems})
+    from data_prep.io import write_text_atomic
+
+    write_text_atomic(out / "report.html",
+                      report.html_report(rows, groups, problems, thumbnails, plots))
+    log.info("%d analysed, %d problems; report in %s", len(rows), len(problems), out)
+    return {"num_analyzed": len(rows), "problems": problems, "output_dir": str(out),
+            "report": str(out / "report.html")}
