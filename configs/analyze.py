@@ -11,10 +11,16 @@ from ml_collections import ConfigDict
 
 
 def get_config() -> ConfigDict:
-    config = ConfigDict()
+    config = analysis_options()
     config.job = "analyze"
     config.input = ""
     config.output_dir = ""
+    return config
+
+
+def analysis_options() -> ConfigDict:
+    """The analysis keys, also `segment`'s ``analysis`` section (``--config.analyze=True``)."""
+    config = ConfigDict()
     config.label_encoding = "auto"  # 'ids' (0..3, 255 = not sample), 'grey' (0/85/170/255)
     config.pixel_size_nm = 0.0  # when neither summary.csv nor TIFF metadata has it; 0 = unknown
     config.groups_csv = ""  # CSV path,group,time_min,... (wins over group_regex)

@@ -5,6 +5,7 @@ python launch.py --config configs/quickstart.py --workdir /tmp/quickstart
 
 from ml_collections import ConfigDict
 from socseg_jax.configs import common
+from socseg_jax.configs.analyze import analysis_options
 
 
 def get_config() -> ConfigDict:
@@ -39,4 +40,6 @@ def get_config() -> ConfigDict:
     config.segment = ConfigDict()
     common.segment_options(config.segment)
     config.segment.overwrite = True
+    config.analysis = analysis_options()  # of the segmented test images, in report/analysis
+    config.analysis.group_regex = r"_ox(?P<time_min>\d+)"  # sample_003_ox30: 30 min
     return config

@@ -9,6 +9,7 @@ their softmax outputs are averaged (an ensemble, as the study's 10 models).
 
 from ml_collections import ConfigDict
 from socseg_jax.configs import common
+from socseg_jax.configs.analyze import analysis_options
 
 
 def get_config() -> ConfigDict:
@@ -21,4 +22,8 @@ def get_config() -> ConfigDict:
     config.shard_index = -1  # -1: jax.process_index()
     config.num_shards = 0  # 0: jax.process_count()
     config.predict = common.predict_config()
+    # Microstructure analysis of the segmented images into <output_dir>/analysis/ (job=analyze
+    # on the output folder at the end of the run; configs/analyze.py for the keys).
+    config.analyze = False
+    config.analysis = analysis_options()
     return config

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from data_prep.phases import CLASS_NAMES, NUM_CLASSES
+from socseg_jax.core.errors import UserError
+from socseg_jax.core.phases import CLASS_NAMES, NUM_CLASSES
 
 NOT_SAMPLE = 255
 PHASES: tuple[str, ...] = CLASS_NAMES  # ("pore", "NiO", "Ni", "YSZ")
@@ -61,11 +62,11 @@ def crop_to_field(labels: np.ndarray) -> np.ndarray:
     the field's borders are the sample's borders. Raises ValueError if no pixel is sample."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError(f"expected a 2-D label map, got shape {labels.shape}")
+        raise UserError(f"expected a 2-D label map, got shape {labels.shape}")
     valid = labels != NOT_SAMPLE
     rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
     if rows.size == 0:
-        raise ValueError("label map has no sample pixel (all 255 = not sample)")
+        raise UserError("label map has no sample pixel (all 255 = not sample)")
     return labels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
@@ -75,14 +76,14 @@ def check_labels(labels: np.ndarray) -> np.ndarray:
     uniq = np.unique(labels)
     bad = [int(v) for v in uniq if not (0 <= v < NUM_CLASSES or v == NOT_SAMPLE)]
     if bad:
-        raise ValueError(f"label values {bad[:8]} are not class ids 0..3 or 255 (not sample)")
+        raise UserError(f"label values {bad[:8]} are not class ids 0..3 or 255 (not sample)")
     return labels.astype(np.uint8, copy=False)
 
 
 def structure(connectivity: int) -> np.ndarray:
     """scipy.ndimage structuring element: 4 (edge neighbours) or 8 (edges and corners)."""
     if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, not {connectivity!r}")
+        raise UserError(f"connectivity must be 4 or 8, not {connectivity!r}")
     return ndi.generate_binary_structure(2, 1 if connectivity == 4 else 2)
 
 
@@ -108,5 +109,5 @@ def percolating(mask: np.ndarray, axis: int, connectivity: int) -> np.ndarray:
 def axis_index(axis: str) -> int:
     """'y' -> 0 (rows: top to bottom), 'x' -> 1 (columns: left to right)."""
     if axis not in AXES:
-        raise ValueError(f"axis must be 'y' or 'x', not {axis!r}")
+        raise UserError(f"axis must be 'y' or 'x', not {axis!r}")
     return AXES.index(axis)

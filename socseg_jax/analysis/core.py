@@ -13,6 +13,7 @@ import numpy as np
 from socseg_jax.analysis import connectivity, fractions, interfaces, reading, sizes, tpb
 from socseg_jax.analysis import tortuosity as tort
 from socseg_jax.analysis.common import AXES, PHASES, Units, check_labels, crop_to_field
+from socseg_jax.core.errors import UserError
 
 log = logging.getLogger(__name__)
 DIRECTIONS = ("both", "y", "x")
@@ -30,13 +31,13 @@ class AnalysisOptions:
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
-            raise ValueError(
+            raise UserError(
                 f"config.direction must be one of {DIRECTIONS}, not {self.direction!r}"
             )
         if self.connectivity not in (4, 8):
-            raise ValueError(f"config.connectivity must be 4 or 8, not {self.connectivity!r}")
+            raise UserError(f"config.connectivity must be 4 or 8, not {self.connectivity!r}")
         if int(self.block_size_px) < 2:
-            raise ValueError(f"config.block_size_px must be >= 2, not {self.block_size_px!r}")
+            raise UserError(f"config.block_size_px must be >= 2, not {self.block_size_px!r}")
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -49,7 +50,7 @@ class AnalysisOptions:
             return cls(str(config.direction), int(config.connectivity),
                        int(config.block_size_px), bool(config.tortuosity))
         except (AttributeError, KeyError) as err:
-            raise ValueError(f"config is missing an analysis key: {err}") from None
+            raise UserError(f"config is missing an analysis key: {err}") from None
 
 
 def _tortuosity_metrics(labels: np.ndarray, axes: tuple[str, ...]) -> dict[str, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from socseg_jax.analysis.common import NOT_SAMPLE, PHASES
+from socseg_jax.core.errors import UserError
 
 
 def area_fractions(labels: np.ndarray) -> np.ndarray:
@@ -21,14 +22,14 @@ def area_fractions(labels: np.ndarray) -> np.ndarray:
     counts = np.bincount(labels.ravel(), minlength=256)[: len(PHASES)].astype(np.float64)
     total = counts.sum()
     if total == 0:
-        raise ValueError("no sample pixel to measure area fractions on")
+        raise UserError("no sample pixel to measure area fractions on")
     return counts / total
 
 
 def block_fractions(labels: np.ndarray, block_size_px: int) -> np.ndarray:
     """(n_blocks, 4) phase fractions of every full block with at least half sample pixels."""
     if block_size_px < 2:
-        raise ValueError(f"block_size_px must be >= 2, not {block_size_px}")
+        raise UserError(f"block_size_px must be >= 2, not {block_size_px}")
     b = int(block_size_px)
     ny, nx = labels.shape[0] // b, labels.shape[1] // b
     if ny * nx == 0:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import io
-from data_prep.phases import STUDY_GREY
+from data_prep.readers.label_maps import read_label_values
+from data_prep.readers.sem_metadata import read_pixel_size_nm
 from socseg_jax.analysis.common import NOT_SAMPLE
-from socseg_jax.segment import discover_images
+from socseg_jax.core.errors import MissingInputError, UserError
+from socseg_jax.core.phases import STUDY_GREY
+from socseg_jax.inference.archive import discover_images
 
 LABEL_SUFFIX = "_labels.tif"
 ENCODINGS = ("auto", "ids", "grey")
@@ -80,7 +82,7 @@ def find_label_files(source: str | list[str]) -> list[LabelFile]:
     else:
         files = [LabelFile(j.path, j.relative) for j in discover_images(source)]
     if not files:
-        raise FileNotFoundError(f"input {source}: no label maps found")
+        raise MissingInputError(f"input {source}: no label maps found")
     return files
 
 
@@ -91,7 +93,7 @@ def decode_labels(values: np.ndarray, encoding: str) -> np.ndarray:
     (where 255 is YSZ, so a grey map cannot carry a not-sample mask).
     """
     if encoding not in ENCODINGS:
-        raise ValueError(f"label_encoding must be one of {ENCODINGS}, not {encoding!r}")
+        raise UserError(f"label_encoding must be one of {ENCODINGS}, not {encoding!r}")
     vals = np.rint(np.asarray(values)).astype(np.int64)
     uniq = np.unique(vals)
     grey = encoding == "grey" or (encoding == "auto" and bool(np.isin([85, 170], uniq).any()))
@@ -99,7 +101,7 @@ def decode_labels(values: np.ndarray, encoding: str) -> np.ndarray:
     bad = [int(v) for v in uniq if v not in allowed]
     if bad:
         want = f"grey {list(STUDY_GREY)}" if grey else "class ids 0..3 or 255 (not sample)"
-        raise ValueError(f"label values {bad[:8]} are not {want}")
+        raise UserError(f"label values {bad[:8]} are not {want}")
     if not grey:
         return vals.astype(np.uint8)
     lut = np.zeros(256, np.uint8)
@@ -109,9 +111,9 @@ def decode_labels(values: np.ndarray, encoding: str) -> np.ndarray:
 
 def read_labels(item: LabelFile, encoding: str) -> np.ndarray:
     """Decoded label map of ``item``; ValueError when its size differs from its image's."""
-    labels = decode_labels(io.read_label_values(item.path), encoding)
+    labels = decode_labels(read_label_values(item.path), encoding)
     if item.shape is not None and labels.shape != item.shape:
-        raise ValueError(
+        raise UserError(
             f"label map is {labels.shape[0]}x{labels.shape[1]} but its image is "
             f"{item.shape[0]}x{item.shape[1]} (summary.csv)"
         )
@@ -123,7 +125,7 @@ def pixel_size_of(item: LabelFile, fallback_nm: float) -> float | None:
     if item.pixel_size_nm:
         return item.pixel_size_nm
     try:
-        found = io.read_pixel_size_nm(item.path)
+        found = read_pixel_size_nm(item.path)
     except Exception:  # noqa: BLE001 - unreadable metadata: fall back
         found = None
     if found and found > 0:

@@ -1,6 +1,6 @@
 """Outputs of the analyze job: CSV tables, JSON, pictures and one self-contained HTML page.
 
-Every file is written to a temporary name and renamed (data_prep.io atomic writers).
+Every file is written to a temporary name and renamed (socseg_jax.core.atomic).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from data_prep import io
-from data_prep.phases import colorize
+from socseg_jax.core.atomic import atomic_path, write_json_atomic, write_text_atomic
+from socseg_jax.core.phases import colorize
 
 _MAX_PICTURE_PX = 1024  # longest side of a picture panel (larger maps are subsampled)
 _MAX_MARKERS = 20000
@@ -43,7 +43,7 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    io.write_text_atomic(path, csv_text(rows))
+    write_text_atomic(path, csv_text(rows))
 
 
 def _json_safe(value: Any) -> Any:
@@ -60,7 +60,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
             return [clean(v) for v in obj]
         return _json_safe(obj)
 
-    io.write_json_atomic(path, clean(payload))
+    write_json_atomic(path, clean(payload))
 
 
 def _save_png(fig: Any, path: Path, dpi: int = 100) -> bytes:
@@ -68,7 +68,7 @@ def _save_png(fig: Any, path: Path, dpi: int = 100) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi)
     _pyplot().close(fig)
     data = buffer.getvalue()
-    with io.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return data
 

@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from socseg_jax.core.errors import UserError
+
 
 def read_groups_csv(path: str) -> dict[str, dict[str, str]]:
     """Rows of a groups CSV keyed by its ``path`` column; ValueError if it has none."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"groups_csv {path}: needs a 'path' column (path,group,time_min,...)")
+            raise UserError(f"groups_csv {path}: needs a 'path' column (path,group,time_min,...)")
         return {row["path"].strip(): row for row in reader}
 
 
@@ -47,7 +49,7 @@ def assign_groups(
     try:
         pattern = re.compile(group_regex) if group_regex else None
     except re.error as err:
-        raise ValueError(f"config.group_regex {group_regex!r} is not a regex: {err}") from None
+        raise UserError(f"config.group_regex {group_regex!r} is not a regex: {err}") from None
     for row in rows:
         fields: dict[str, str] = {}
         if table:

@@ -12,6 +12,7 @@ from ml_collections import ConfigDict
 from socseg_jax.analysis import report, series
 from socseg_jax.analysis.core import AnalysisOptions, analyze_paths
 from socseg_jax.analysis.reading import ENCODINGS, find_label_files
+from socseg_jax.core.errors import UserError
 
 log = logging.getLogger(__name__)
 _PANELS = 16
@@ -21,13 +22,13 @@ _NOT_PLOTTED = ("_count", "_se_pct", "_deff_", "pixel_size_nm", "height_px", "wi
 def _check(config: ConfigDict) -> AnalysisOptions:
     for key in ("input", "output_dir"):
         if not config.get(key):
-            raise ValueError(f"config.{key} is required for job=analyze")
+            raise UserError(f"config.{key} is required for job=analyze")
     if config.label_encoding not in ENCODINGS:
-        raise ValueError(f"config.label_encoding must be one of {ENCODINGS}")
+        raise UserError(f"config.label_encoding must be one of {ENCODINGS}")
     if not float(config.pixel_size_nm) >= 0:
-        raise ValueError(f"config.pixel_size_nm must be >= 0 (0 = unknown): {config.pixel_size_nm}")
+        raise UserError(f"config.pixel_size_nm must be >= 0 (0 = unknown): {config.pixel_size_nm}")
     if config.groups_csv and not Path(config.groups_csv).is_file():
-        raise ValueError(f"config.groups_csv {config.groups_csv} is not a file")
+        raise UserError(f"config.groups_csv {config.groups_csv} is not a file")
     return AnalysisOptions.from_config(config)
 
 
@@ -66,7 +67,7 @@ def run(config: ConfigDict, workdir: str | None) -> dict:
                                    float(config.pixel_size_nm), picture)
     if not rows:
         first = problems[0] if problems else ""
-        raise ValueError(f"every label map failed ({len(problems)}): {first}")
+        raise UserError(f"every label map failed ({len(problems)}): {first}")
     series.assign_groups(rows, config.groups_csv, config.group_regex)
     groups = series.group_statistics(rows)
     plots = _plot_series(out, groups) if config.pictures else {}
@@ -74,7 +75,7 @@ def run(config: ConfigDict, workdir: str | None) -> dict:
     report.write_csv(out / "analysis_groups.csv", groups)
     report.write_json(out / "analysis.json", {
         "config": config.to_dict(), "images": rows, "groups": groups, "problems": problems})
-    from data_prep.io import write_text_atomic
+    from socseg_jax.core.atomic import write_text_atomic
 
     write_text_atomic(out / "report.html",
                       report.html_report(rows, groups, problems, thumbnails, plots))

@@ -26,6 +26,7 @@ from socseg_jax.evaluation.references import score_pairs
 from socseg_jax.inference.archive import ImageJob
 from socseg_jax.inference.loading import build_predictor
 from socseg_jax.inference.shift import read_reference
+from socseg_jax.jobs import analyze
 from socseg_jax.jobs.common import require_workdir
 from socseg_jax.jobs.segment import segment_images
 from socseg_jax.training import checkpoints
@@ -68,6 +69,11 @@ def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:
     log.info("5/5 scoring against the true phases, the EDS labels and multi-Otsu")
     metrics = score_test_images(raw_dir, data_dir, segment_dir, prepared, jobs)
     write_json_atomic(report_dir / "metrics.json", metrics)
+    analysis = ConfigDict(config.analysis.to_dict())
+    analysis.input, analysis.output_dir = str(segment_dir), str(report_dir / "analysis")
+    analysis.label_encoding = "ids"
+    log.info("microstructure of the segmented test images → %s", analysis.output_dir)
+    analyze.run(analysis, None)
     print(summary_table(metrics))
     log.info("report written to %s", report_dir)
     return metrics

@@ -211,4 +211,19 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
     rows = segment_images(predictor, jobs, config.output_dir, config, summary_name, reference)
     if rows and all(row["status"] == "failed" for row in rows):
         raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
+    if config.analyze:
+        _analyze_outputs(config)
     return rows
+
+
+def _analyze_outputs(config: ConfigDict) -> None:
+    """job=analyze on this run's label maps → <output_dir>/analysis (report.html, CSVs)."""
+    from socseg_jax.jobs import analyze
+
+    settings = ConfigDict(config.analysis.to_dict())
+    settings.input = config.output_dir
+    settings.output_dir = str(Path(config.output_dir) / "analysis")
+    settings.pixel_size_nm = settings.pixel_size_nm or config.pixel_size_nm
+    settings.label_encoding = "grey" if config.label_encoding == "grey" else "ids"
+    log.info("analysing the label maps into %s", settings.output_dir)
+    analyze.run(settings, None)

@@ -1,7 +1,6 @@
 """The analyze job end to end on tiny label maps, and its bad-input lines."""
 
 import csv
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -9,18 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from socseg_jax.configs.analyze import get_config
 
-from configs.analyze import get_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from socseg_jax.jobs import analyze
 
 
 def _run():
-    path = ROOT / "socseg_jax" / "jobs" / "analyze.py"
-    spec = importlib.util.spec_from_file_location("analyze_job", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.run
+    return analyze.run
 
 
 def _labels(seed: int, shape=(48, 64)) -> np.ndarray:

@@ -45,3 +45,7 @@ def test_quickstart_end_to_end_on_tiny_data(tmp_path):
     assert abs(total - 100.0) < 0.01
     assert (tmp_path / "data" / "labels" / f"{test_image}_labels.tif").exists()
     assert (tmp_path / "data" / "prepare_report.json").exists()
+    with open(tmp_path / "report" / "analysis" / "analysis.csv") as f:
+        analysed = list(csv.DictReader(f))
+    assert len(analysed) == 1 and float(analysed[0]["pixel_size_nm"]) > 0
+    assert rows[0]["shift_score"] != ""  # training stored a shift reference

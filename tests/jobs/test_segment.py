@@ -311,3 +311,23 @@ def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, cap
     assert row["status"] == "ok" and row["height"] == "40", row
     assert "misnamed.tif: named as TIFF but its content is PNG" in caplog.text
     assert tifffile.imread(tmp_path / "out" / "misnamed_labels.tif").shape == (40, 44)
+
+
+def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir):
+    source = tmp_path / "in"
+    (source / "cell").mkdir(parents=True)
+    for t in (10, 60):
+        tifffile.imwrite(source / "cell" / f"img_t{t}.tif",
+                         np.random.default_rng(t).integers(0, 255, (64, 80), dtype=np.uint8))
+    config = get_config()
+    config.input, config.output_dir = str(source), str(tmp_path / "out")
+    config.checkpoint, config.analyze = str(checkpoint_dir), True
+    config.pixel_size_nm = 20.0
+    config.analysis.group_regex = r"_t(?P<time_min>\d+)"
+    config.predict.update(patch_size=PATCH, stride=16, batch_size=4)
+    segment.run(config, None)
+    analysis = tmp_path / "out" / "analysis"
+    with open(analysis / "analysis.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and any("_um" in key for key in rows[0])
+    assert (analysis / "report.html").is_file()
