@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage as ndi
 sys.path.insert(0, {root!r})
 from data_prep import synthetic as s
-from socseg_jax.analysis import AnalysisOptions, analyze_with_maps
+from socseg_jax.analysis.core import AnalysisOptions, analyze_with_maps
 from socseg_jax.analysis.tortuosity import tortuosity
 shape, kind = tuple({shape!r}), {kind!r}
 rng = np.random.default_rng(0)

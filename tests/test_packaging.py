@@ -45,7 +45,10 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     for node in ast.parse(path.read_text()).body:
         targets = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            submodules = [f"{node.module}.{a.name}" for a in node.names]
+            # `from pkg import sub` needs pkg's __init__ only when a name is not a submodule
+            plain = any(m not in known for m in submodules)
+            targets = submodules + ([node.module] if plain else [])
         elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         found |= {t for t in targets if t in known and t != name}

@@ -4,19 +4,3 @@ Metrics: area fractions (+ block SE), TPB density (all / active / oxidised), con
 local thickness, chord lengths, particle sizes, interface densities, tortuosity factor.
 Results are in µm when the pixel size is known, px otherwise; every key names its unit.
 """
-
-from socseg_jax.analysis.core import (
-    AnalysisOptions,
-    analyze_image,
-    analyze_label_map,
-    analyze_paths,
-    analyze_with_maps,
-)
-
-__all__ = [
-    "AnalysisOptions",
-    "analyze_image",
-    "analyze_label_map",
-    "analyze_paths",
-    "analyze_with_maps",
-]

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from socseg_jax.analysis import AnalysisOptions, analyze_image
 from socseg_jax.analysis.connectivity import phase_connectivity
+from socseg_jax.analysis.core import AnalysisOptions, analyze_image
 from socseg_jax.analysis.fractions import fraction_metrics
 from socseg_jax.analysis.interfaces import edge_counts
 from socseg_jax.analysis.sizes import chord_lengths, local_thickness, particle_diameters
