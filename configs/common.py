@@ -85,11 +85,15 @@ def train_config(config: ConfigDict) -> None:
 
 
 def predict_config() -> ConfigDict:
-    """Sliding-window inference: the study's 256 patches; 50 % overlap, gaussian blending."""
+    """Sliding-window inference with large windows: the net is fully convolutional, so
+    1024-px windows overlapping by 128 px compute each pixel about 1.3 times (the study's
+    256/stride 64: 11-16 times) and gave the same labels (benchmarks/window_size.py: mean IoU
+    0.8319 for both, 99.99 % pixel agreement). Smaller images get a window of their size.
+    The study's setting: patch_size=256, stride=64, blending='uniform'."""
     return ConfigDict(
         {
-            "patch_size": 256,
-            "stride": 128,
+            "patch_size": 1024,
+            "stride": 896,
             "batch_size": 8,
             "blending": "gaussian",  # or 'uniform' (the study's plain average)
             "tta": "none",  # none | flips (4 passes) | d4 (8 passes)

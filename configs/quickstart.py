@@ -33,9 +33,7 @@ def get_config() -> ConfigDict:
     config.checkpoint_every_steps = 300
     config.eval_every_steps = 300
     config.log_every_steps = 50
-    config.predict = common.predict_config()
-    config.predict.patch_size = 128
-    config.predict.stride = 64
+    config.predict = common.predict_config()  # 512² test images: one 512-px window each
     config.predict.tta = "flips"  # measured +0.006 test mIoU for 4 passes on three small images
     config.segment = ConfigDict()
     common.segment_options(config.segment)

@@ -10,10 +10,11 @@ from pathlib import Path
 import tifffile
 
 from data_prep.tfds_builder import dataset_metadata, open_split, resolve_dataset_dir
+from socseg_jax.configs.common import predict_config
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.intensity import to_model_input
+from socseg_jax.inference.loading import predictor_from_config
 from socseg_jax.inference.model_apply import make_model_apply_fn
-from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.inference.shift import build_reference, image_features, write_reference
 from socseg_jax.training import checkpoints
 
@@ -36,16 +37,16 @@ def reference_images(dataset_dir: str, limit: int) -> list[Path]:
     return [p for p in paths if p.is_file()][:limit]
 
 
-def write_shift_reference(workdir: Path, dataset_dir: str, patch: int, limit: int) -> None:
-    """Predicts up to ``limit`` training images with the run's latest checkpoint and stores
-    their features' mean and spread in ``<workdir>/shift_reference.json``."""
+def write_shift_reference(workdir: Path, dataset_dir: str, limit: int) -> None:
+    """Predicts up to ``limit`` training images with the run's latest checkpoint, as `segment`
+    does by default (configs/common.py ``predict_config``), and stores their features' mean
+    and spread in ``<workdir>/shift_reference.json``."""
     images = reference_images(dataset_dir, limit)
     if not images:
         log.info("no prepared full-size images beside %s: no shift reference", dataset_dir)
         return
     model, _, _ = checkpoints.load_model(workdir)
-    predictor = SlidingWindowPredictor(make_model_apply_fn(model), patch_size=patch,
-                                       stride=patch // 2)
+    predictor = predictor_from_config(make_model_apply_fn(model), predict_config())
     rows = []
     for path in images:
         image = to_model_input(tifffile.imread(path))

@@ -227,15 +227,9 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
         result[split] = scores
     if jax.process_index() == 0:
         if config.shift_reference_images:
-            write_shift_reference(workdir, dataset_dir, _patch_size(dataset_dir),
-                                  config.shift_reference_images)
+            write_shift_reference(workdir, dataset_dir, config.shift_reference_images)
         write_json_atomic(workdir / "train_result.json", result)
     return result
-
-
-def _patch_size(dataset_dir: str) -> int:
-    """The training patch size of a prepared dataset."""
-    return int(open_split(dataset_dir, "train")[0]["label"].shape[0])
 
 
 def _train_loop(
