@@ -9,20 +9,14 @@ of the same setting, i.e. what a pixel classifier reaches when its teacher is pe
 settings vary what limits labels on real data: SEM noise and EDS resolution.
 
 Mode ``randomised`` (issue #12 item 4): samples with RANDOMISED physics
-(``data_prep.synthetic.DEFAULT_RANGES``: grey order, contrast, EDS coarseness 2-8x, blur,
-dose, sub-surface X-rays, drift/rotation/scale, overlay/appended data bars, 8/16 bit, ...),
-drawn with seeds ``RANDOM_SEED0`` = 10_000 and up, which no test or tuning uses (tests stay
-below 10_000), and the first of those seeds with the ``default`` preset for reference. Each
-sample is written in the raw layout and prepared by ``prepare.prepare_sample`` with the
-prepare job's configuration (``configs/prepare.py``: data bar auto, similarity registration,
-mean_field), i.e. exactly as ``prepare`` labels it; its mean IoU against ``truth.tif`` is
-reported as median, 10th percentile and worst, split by EDS coarseness (<= 4x vs > 4x) and data-bar
-convention, beside: stage (a); the same labeller fed EDS maps warped with the TRUE
-registration (separates registration from labelling failures); a per-sample supervised
-ceiling (the ceiling forest trained on the true phases of one half of the image, predicting
-the other, both ways, on true-registration features); and the registration error (RMS over
-the labelled field of the EDS content position vs the true drift/rotation/scale, SEM px;
-*registered* when <= max(1 px, 0.2 EDS px)) and whether the data bar was found.
+(``data_prep.synthetic.DEFAULT_RANGES``), seeds ``RANDOM_SEED0`` = 10_000 and up (no test or
+tuning uses them), plus the ``default`` preset on the first seeds. Each sample is prepared by
+``prepare_sample`` with the prepare job's configuration, exactly as ``prepare`` labels it; its
+mean IoU vs ``truth.tif`` is reported as median, 10th percentile and worst, split by EDS
+coarseness (<= 4x vs > 4x) and bar convention, beside stage (a), the labeller on EDS maps
+warped with the TRUE registration, a per-sample supervised ceiling (forest trained on the true
+phases of one image half, predicting the other) and the registration error (SEM px;
+*registered* when <= max(1 px, 0.2 EDS px)).
 
     python benchmarks/label_quality.py [--mode all|settings|randomised] [--size 512]
         [--test-samples 4] [--train-samples 4] [--random-samples 32] [--default-samples 16]
