@@ -65,8 +65,7 @@ SETTINGS = {
     "default": {},
     "SEM dose x3.3 (noise sigma 0.065 -> 0.035)": {"sem_dose": 400.0},
     "EDS 4x coarser than SEM": {"eds_downsample": 4},
-    "EDS 8x coarser, 3 px interaction blur": {"eds_downsample": 8, "eds_blur_px": 3.0},
-}
+    "EDS 8x coarser, 3 px interaction blur": {"eds_downsample": 8, "eds_blur_px": 3.0}}
 OXIDATION_MIN = (5, 20, 60, 120)
 CEILING_TRAIN_PX = 60_000  # class-balanced training pixels of the supervised forest
 SCRIBBLE_STROKES = 80  # strokes of up to 30 px per image, shared by the phases present
