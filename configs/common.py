@@ -29,9 +29,21 @@ def prepare_config() -> ConfigDict:
             "stride": 128,
             "val_fraction": 0.15,
             "test_fraction": 0.15,
-            "min_registration_quality": 0.3,
+            # Registration gate (benchmarks/registration_gate.py, 48 simulated samples:
+            # correct >= 0.89, maps of another sample / shifted / transposed <= 0.52).
+            "min_registration_quality": 0.7,
+            # A sample far below its run, under median - max(spreads x 1.4826 MAD, margin)
+            # (correct ones lie <= 0.041 below the median, wrong fields >= 19 spreads and
+            # 0.4 below): refuse (its outputs deleted) or warn.
+            "registration_outliers": "refuse",
+            "registration_outlier_spreads": 6.0,
+            "registration_outlier_margin": 0.06,
             "manifest": "",  # CSV: sample,sem[,eds,labels,scribbles,pixel_size_nm,sem2]
             "data_bar": "auto",  # SEM information bar: auto, none or a height in rows
+            # overlay: drawn over the scan (Zeiss; EDS covers the bar rows), appended: below
+            # it (FEI/Thermo; EDS covers the image above), auto: both tried, better kept.
+            "data_bar_convention": "auto",
+            "eds_step_nm": 0.0,  # EDS pixel size when files lack it (0 = unknown/searched)
             "element_pattern": "",  # regex for EDS map names; group 'el' = element
             "labels_file_encoding": "auto",  # labels.tif files: auto, ids, grey, ilastik
             "registration": "similarity",  # translation, similarity or affine

@@ -1,9 +1,10 @@
 """QA pictures written by ``prepare`` next to each sample's labels: confidence and registration.
 
 Why: a user checks a prepared sample by looking, not by reading numbers. The registration
-picture shows the aligned element maps as a colour composite over the SEM image (as AZtec's
-layered image does), so a misregistered sample is visible at a glance: colours offset from
-the SEM's particles.
+picture draws the edges of the registered element maps (Ni, Zr+Y thresholded) in colour over
+the grey SEM image, whole and in a full-resolution detail, so that even a 1-2 px
+misregistration shows: contours offset from the SEM's particle edges. ``element_composite``
+(AZtec's layered image) stays for previews of the maps themselves.
 """
 
 from __future__ import annotations
@@ -60,24 +61,68 @@ def element_composite(sem: np.ndarray, maps: Mapping[str, np.ndarray]) -> np.nda
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
+def map_edges(maps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(H, W, 3) float RGB of the registered maps' edges (0 elsewhere): the boundaries of the
+    Ni map (green) and the Zr+Y map (magenta), each thresholded at its Otsu level."""
+    from skimage.filters import threshold_otsu
+    from skimage.segmentation import find_boundaries
+
+    shape = next(iter(maps.values())).shape
+    out = np.zeros(shape + (3,), np.float32)
+    for elements, colour in ((("Ni",), (0.1, 1.0, 0.1)), (("Zr", "Y"), (1.0, 0.1, 1.0))):
+        present = [np.asarray(maps[el], np.float32) for el in elements if el in maps]
+        if not present:
+            continue
+        m = np.sum(present, axis=0)
+        if np.ptp(m) <= 0:
+            continue
+        edges = find_boundaries(m > threshold_otsu(m), mode="inner")
+        out[edges] = colour
+    return out
+
+
+def _edges_over(sem: np.ndarray, maps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Grey SEM in RGB with the maps' edges drawn over it in colour."""
+    edges = map_edges(maps)
+    rgb = np.repeat(np.clip(np.asarray(sem, np.float32), 0, 1)[..., None], 3, axis=-1)
+    on = edges.any(axis=-1)
+    rgb[on] = edges[on]
+    return rgb
+
+
 def save_registration_png(
-    path: Path, sem: np.ndarray, maps: Mapping[str, np.ndarray], title: str
+    path: Path, sem: np.ndarray, maps: Mapping[str, np.ndarray], title: str,
+    max_side: int = 1536, crop: int = 160,
 ) -> None:
-    """SEM image | registered element maps over it, side by side, as a PNG (atomic write)."""
+    """The registered maps' edges over the SEM: the whole image (subsampled to ``max_side``)
+    and a ``crop`` px window at full resolution, enlarged, where a 1-2 px error shows as
+    contours offset from the SEM's particle edges (PNG, atomic write)."""
     h, w = sem.shape
-    fig = _figure(h, 2 * w, extra_width=0.0)
-    for i, img in enumerate((sem, element_composite(sem, maps))):
-        ax = fig.add_axes((0.5 * i, 0.0, 0.5, 0.86))
-        ax.imshow(
-            img,
-            cmap="gray" if i == 0 else None,
-            vmin=0,
-            vmax=1 if i == 0 else None,
-            interpolation="nearest",
-        )
+    step = max(1, -(-max(h, w) // max_side))
+    view = (slice(None, None, step), slice(None, None, step))
+    whole = _edges_over(sem[view], {el: m[view] for el, m in maps.items()})
+    c = min(crop, h, w)
+    y0, x0 = (h - c) // 2, (w - c) // 2
+    win = (slice(y0, y0 + c), slice(x0, x0 + c))
+    detail = _edges_over(sem[win], {el: m[win] for el, m in maps.items()})
+    ph, pw = whole.shape[:2]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    side = 5.0  # inches of the detail panel (and the height of both): ~3x its pixels
+    wide = side * pw / ph
+    fig = Figure(figsize=(wide + side, side / 0.86), dpi=100)
+    left = wide / (wide + side)
+    for box, img in (((0.0, 0.0, left, 0.86), whole), ((left, 0.0, 1 - left, 0.86), detail)):
+        ax = fig.add_axes(box)
+        ax.imshow(img, interpolation="nearest")
         ax.set_axis_off()
+    scale = f" (1:{step})" if step > 1 else ""
     fig.suptitle(
-        f"{title}\nleft: SEM; right: registered EDS, red Zr+Y, green Ni, blue O", fontsize=9
+        f"{title}\nedges of the registered EDS maps: green Ni, magenta Zr+Y\n"
+        f"left: whole image{scale}; right: centre {c}x{c} px at full resolution", fontsize=9,
     )
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -11,7 +11,8 @@ Estimation runs on a working grid of at most ``work_size`` px, so large images s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -30,11 +31,13 @@ class RegistrationResult:
     """Estimated EDS->SEM registration.
 
     ``matrix`` (2x3, SEM px) maps an SEM pixel (y, x) to the position, in the EDS maps' frame
-    (EDS pixel i covering SEM pixels [i*s, (i+1)*s)), whose content belongs there.
-    ``shift_yx`` is the translation applied at the image centre (for a pure translation the
-    shift applied to the upsampled maps), ``scale`` the EDS->SEM grid ratio, ``rotation_deg`` and
-    ``zoom`` the rotation and extra isotropic scale found, ``quality`` the NCC of the rendered
-    EDS image with the SEM image after alignment.
+    (EDS pixel i covering SEM pixels [i*s, (i+1)*s), s = frame / map shape), whose content
+    belongs there. ``shift_yx`` is the translation applied at the image centre (for a pure
+    translation the shift applied to the upsampled maps), ``scale`` the EDS->SEM grid ratio,
+    ``rotation_deg`` and ``zoom`` the rotation and extra isotropic scale found, ``quality`` the
+    NCC of the rendered EDS image with the SEM image after alignment. ``frame`` names the
+    candidate extent the maps were found to cover (``frame_shape`` in SEM px), ``qualities``
+    holds every candidate's quality, ``resampled`` the maps brought onto the finest grid.
     """
 
     shift_yx: tuple[float, float]
@@ -46,17 +49,26 @@ class RegistrationResult:
         (1.0, 0.0, 0.0),
         (0.0, 1.0, 0.0),
     )
+    frame: str = "full"
+    frame_shape: tuple[int, int] = (0, 0)
+    qualities: dict[str, float] = field(default_factory=dict)
+    resampled: tuple[str, ...] = ()
 
 
 def upsample_to(
-    m: np.ndarray, shape: tuple[int, int], shift_yx: tuple[float, float] = (0.0, 0.0)
+    m: np.ndarray,
+    shape: tuple[int, int],
+    shift_yx: tuple[float, float] = (0.0, 0.0),
+    frame: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Bilinear resampling of a map onto an SEM grid of ``shape``, translated by ``shift_yx``.
 
-    Pixel centres are matched (EDS pixel i covers SEM pixels [i*s, (i+1)*s)); the result equals
-    ``ndimage.shift(upsampled, shift_yx)`` but interpolates only once.
+    Pixel centres are matched (EDS pixel i covers SEM pixels [i*s, (i+1)*s), s = frame / map
+    shape; ``frame``, the SEM-pixel extent the map covers, defaults to ``shape``); the result
+    equals ``ndimage.shift(upsampled, shift_yx)`` but interpolates only once.
     """
-    sy, sx = shape[0] / m.shape[0], shape[1] / m.shape[1]
+    frame = tuple(frame or shape)
+    sy, sx = frame[0] / m.shape[0], frame[1] / m.shape[1]
     y = (np.arange(shape[0]) - shift_yx[0] + 0.5) / sy - 0.5
     x = (np.arange(shape[1]) - shift_yx[1] + 0.5) / sx - 0.5
     # Separable bilinear interpolation: rows first, then columns (fast for large images).
@@ -83,19 +95,23 @@ def warp_to(
     shape: tuple[int, int],
     matrix: np.ndarray,
     sem_shape: tuple[int, int] | None = None,
+    frame: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Bilinear resampling of a map onto a grid of ``shape`` through an affine ``matrix``.
 
     ``matrix`` (2x3) maps SEM pixel coordinates to the SEM-frame position of the map content;
     ``shape`` may be a coarser working grid over the same field as ``sem_shape`` (default:
-    ``shape``). Translation-only matrices take the fast separable path of ``upsample_to``.
+    ``shape``); ``frame`` is the SEM-pixel extent the map covers, from the image's top-left
+    (default ``sem_shape``; taller for a data bar drawn over the scan). Translation-only
+    matrices take the fast separable path of ``upsample_to``.
     """
     sem_shape = tuple(sem_shape or shape)
+    frame = tuple(frame or sem_shape)
     mat = np.asarray(matrix, np.float64)
     if sem_shape == tuple(shape) and np.allclose(mat[:, :2], np.eye(2), atol=1e-9):
-        return upsample_to(m, shape, (-mat[0, 2], -mat[1, 2]))
+        return upsample_to(m, shape, (-mat[0, 2], -mat[1, 2]), frame)
     f = np.array([sem_shape[0] / shape[0], sem_shape[1] / shape[1]])
-    s = np.array([sem_shape[0] / m.shape[0], sem_shape[1] / m.shape[1]])
+    s = np.array([frame[0] / m.shape[0], frame[1] / m.shape[1]])
     # map index e = ((A p + t) + 0.5) / s - 0.5 with p = (p_out + 0.5) * f - 0.5
     a = mat[:, :2] * f[None, :] / s[:, None]
     b = (mat[:, :2] @ (0.5 * f - 0.5) + mat[:, 2] + 0.5) / s - 0.5
@@ -116,27 +132,34 @@ def register_eds(
     min_quality: float = 0.3,
     transform: str = "similarity",
     work_size: int = 768,
+    frames: Mapping[str, tuple[int, int]] | None = None,
 ) -> tuple[dict[str, np.ndarray], RegistrationResult]:
     """Upsample and align EDS maps to the SEM grid; return aligned maps and the registration.
 
-    ``sem_norm`` is the normalised SEM image (float in [0, 1]); ``eds`` maps element -> counts,
-    all of one shape no larger than the SEM image. ``transform``: ``translation`` (sub-pixel
-    phase correlation of an SEM-like rendering of the maps with the SEM image), ``similarity``
-    (plus rotation and isotropic scale, fitted to local shifts measured in tiles) or ``affine``.
-    Estimation runs on a grid of at most ``work_size`` px (speed on large images). Raises
-    RegistrationError when the normalised cross-correlation after alignment is below
-    ``min_quality`` (e.g. maps of another region).
+    ``sem_norm`` is the normalised SEM image (float in [0, 1]) without its data-bar rows;
+    ``eds`` maps element -> counts, each no larger than the SEM image (maps on coarser grids
+    than the finest are resampled to it). ``transform``: ``translation`` (sub-pixel phase
+    correlation of an SEM-like rendering of the maps with the SEM image), ``similarity``
+    (plus rotation and isotropic scale, fitted to local shifts measured in tiles) or
+    ``affine``. ``frames``: candidate SEM-pixel extents (rows, cols, from the top-left) the
+    maps may cover, e.g. the full frame including the rows of a data bar drawn over the scan
+    and the image above an appended bar; each is estimated on the working grid (at most
+    ``work_size`` px, so large images stay fast) and the best quality wins. Only the SEM rows
+    given enter the fit, so bar rows are masked by construction. Raises RegistrationError when
+    the normalised cross-correlation after alignment is below ``min_quality`` (e.g. maps of
+    another region).
     """
     if transform not in ("translation", "similarity", "affine"):
         raise ValueError(f"transform must be translation, similarity or affine, not {transform!r}")
-    he, we = _common_grid(eds)
+    eds, resampled = common_grid(eds)
+    he, we = next(iter(eds.values())).shape
     sem = np.asarray(sem_norm, dtype=np.float32)
     h, w = sem.shape
-    scale = (h / he, w / we)
+    frames = dict(frames or {"full": (h, w)})
     names = sorted(eds)
     # Registration signals: lightly denoised maps, SEM blurred to the EDS resolution.
-    smooth = [ndi.gaussian_filter(eds[n].astype(np.float32), 0.7) for n in names]
-    sigma_sem = 0.5 + 0.75 * float(np.mean(scale))
+    smooth = np.stack([ndi.gaussian_filter(eds[n].astype(np.float32), 0.7) for n in names])
+    sigma_sem = 0.5 + 0.75 * float(np.mean((h / he, w / we)))
     sem_s = ndi.gaussian_filter(sem, sigma_sem)
     f = max(1.0, max(h, w) / work_size)
     wshape = (max(8, round(h / f)), max(8, round(w / f)))
@@ -147,49 +170,72 @@ def register_eds(
         else ndi.zoom(sem_s, (1 / fy, 1 / fx), order=1, grid_mode=True, mode="nearest")
     )
     ref_w = ref_w[: wshape[0], : wshape[1]]
-    smooth_st = np.stack(smooth)  # a rendering is linear in the maps: warp it, not each map
-    mat, coefs = _fit_translation(ref_w, smooth, (h, w))
-    if transform != "translation":
-        mat = _fit_linear_map(ref_w, np.tensordot(coefs, smooth_st, 1), mat, (h, w), transform)
-    render = warp_to(np.tensordot(coefs, smooth_st, 1), wshape, mat, (h, w))
+    fits = {k: _estimate(ref_w, smooth, (h, w), fr, transform) for k, fr in frames.items()}
+    best = max(fits, key=lambda k: fits[k][1])
+    mat, quality = fits[best]
+    frame = tuple(int(v) for v in frames[best])
     shift_c = _centre_shift(mat, (h, w))
-    b = int(np.ceil(max(abs(shift_c[0]) / fy, abs(shift_c[1]) / fx))) + 2
-    b += int(np.ceil(np.abs(mat[:, :2] - np.eye(2)).max() * max(wshape)))
-    inner = (slice(b, -b), slice(b, -b)) if min(wshape) > 4 * b else (slice(None),) * 2
-    quality = _ncc(render[inner], ref_w[inner])
     a = mat[:, :2]
     zoom = float(np.sqrt(abs(np.linalg.det(a))))
     rotation = float(np.degrees(np.arctan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1])))
     result = RegistrationResult(
         shift_c,
-        (float(scale[0]), float(scale[1])),
+        (float(frame[0] / he), float(frame[1] / we)),
         quality,
         rotation_deg=-rotation,
         zoom=1.0 / zoom,
         matrix=tuple(tuple(float(v) for v in row) for row in mat),
+        frame=best,
+        frame_shape=frame,
+        qualities={k: round(q, 4) for k, (_, q) in fits.items()},
+        resampled=resampled,
     )
     if not quality >= min_quality:
+        tried = "" if len(fits) == 1 else f" (best of {', '.join(fits)}: {best})"
         raise RegistrationError(
-            f"EDS registration quality {quality:.3f} below {min_quality} "
-            f"(shift {shift_c[0]:.2f}, {shift_c[1]:.2f} px, rotation {-rotation:.2f} deg)"
+            f"EDS registration quality {quality:.3f} below {min_quality}{tried}: maps of "
+            f"another field or misplaced (shift {shift_c[0]:.2f}, {shift_c[1]:.2f} px, "
+            f"rotation {-rotation:.2f} deg)"
         )
-    aligned_maps = {n: warp_to(eds[n], (h, w), mat) for n in names}
+    aligned_maps = {n: warp_to(eds[n], (h, w), mat, frame=frame) for n in names}
     return aligned_maps, result
 
 
-def _common_grid(eds: dict[str, np.ndarray]) -> tuple[int, int]:
-    """The one grid shape all maps share; RegistrationError when none or several."""
+def _estimate(
+    ref_w: np.ndarray,
+    smooth: np.ndarray,
+    full: tuple[int, int],
+    frame: tuple[int, int],
+    transform: str,
+) -> tuple[np.ndarray, float]:
+    """(matrix, quality) of the maps ``smooth`` covering ``frame`` SEM px, on the working grid."""
+    wshape = ref_w.shape
+    fy, fx = full[0] / wshape[0], full[1] / wshape[1]
+    mat, coefs = _fit_translation(ref_w, smooth, full, frame)
+    rendering = np.tensordot(coefs, smooth, 1)  # linear in the maps: warp it, not each map
+    if transform != "translation":
+        mat = _fit_linear_map(ref_w, rendering, mat, full, frame, transform)
+    render = warp_to(rendering, wshape, mat, full, frame)
+    shift_c = _centre_shift(mat, full)
+    b = int(np.ceil(max(abs(shift_c[0]) / fy, abs(shift_c[1]) / fx))) + 2
+    b += int(np.ceil(np.abs(mat[:, :2] - np.eye(2)).max() * max(wshape)))
+    inner = (slice(b, -b), slice(b, -b)) if min(wshape) > 4 * b else (slice(None),) * 2
+    return mat, _ncc(render[inner], ref_w[inner])
+
+
+def common_grid(eds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """The maps on one grid: those on a coarser grid (e.g. O) resampled, pixel centres
+    matched, to the finest map's grid (all cover one field); returns the resampled names."""
     if not eds:
         raise RegistrationError("no EDS maps to register")
-    shapes = {m.shape for m in eds.values()}
-    if len(shapes) != 1:
-        sizes = ", ".join(f"{el} {m.shape}" for el, m in sorted(eds.items()))
-        raise RegistrationError(f"EDS maps must share one grid, got {sizes}")
-    return next(iter(shapes))
+    finest = max((m.shape for m in eds.values()), key=lambda s: (s[0] * s[1], s))
+    moved = tuple(sorted(el for el, m in eds.items() if m.shape != finest))
+    out = {el: (upsample_to(m, finest) if el in moved else m) for el, m in eds.items()}
+    return out, moved
 
 
 def _fit_translation(
-    ref_w: np.ndarray, smooth: list[np.ndarray], full: tuple[int, int]
+    ref_w: np.ndarray, smooth: np.ndarray, full: tuple[int, int], frame: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(2x3 matrix, rendering coefficients): phase correlation of a least-squares SEM-like
     rendering of the maps with the SEM on the working grid, rendering refitted twice."""
@@ -197,7 +243,7 @@ def _fit_translation(
     fy, fx = full[0] / wshape[0], full[1] / wshape[1]
     win = window("hann", wshape).astype(np.float32)
     ref = (ref_w - ref_w.mean()) * win
-    ups = np.stack([warp_to(m, wshape, np.eye(2, 3), full) for m in smooth])
+    ups = np.stack([warp_to(m, wshape, np.eye(2, 3), full, frame) for m in smooth])
     mat = np.eye(2, 3)
     coefs = _lstsq_coefs(ups, ref_w)
     for _ in range(2):  # fit the rendering on the current alignment, then re-estimate the shift
@@ -206,21 +252,21 @@ def _fit_translation(
             ref, (render - render.mean()) * win, upsample_factor=50, normalization=None
         )
         mat = np.array([[1.0, 0.0, -shift[0] * fy], [0.0, 1.0, -shift[1] * fx]])
-        aligned = np.stack([warp_to(m, wshape, mat, full) for m in smooth])
+        aligned = np.stack([warp_to(m, wshape, mat, full, frame) for m in smooth])
         coefs = _lstsq_coefs(aligned, ref_w)
     return mat, coefs
 
 
 def _fit_linear_map(
     ref_w: np.ndarray, rendering: np.ndarray, mat: np.ndarray, full: tuple[int, int],
-    transform: str,
+    frame: tuple[int, int], transform: str,
 ) -> np.ndarray:
     """Refines ``mat`` by rotation/scale (``similarity``) or a general ``affine`` part: each
     round warps the rendering, measures residual tile shifts and refits."""
     wshape = ref_w.shape
     fy, fx = full[0] / wshape[0], full[1] / wshape[1]
     for _ in range(3):
-        render = warp_to(rendering, wshape, mat, full)
+        render = warp_to(rendering, wshape, mat, full, frame)
         step = _tile_fit(ref_w, render, (fy, fx), transform)
         if step is None:
             break

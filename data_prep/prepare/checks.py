@@ -1,5 +1,5 @@
-"""Checks of one prepared sample: EDS resolution warnings and, on simulated data, the labels'
-score against the true phases."""
+"""Checks of prepared samples: EDS resolution warnings, registration-quality outliers of a
+run and, on simulated data, the labels' score against the true phases."""
 
 from __future__ import annotations
 
@@ -70,3 +70,29 @@ def truth_confusions(
 def mean_iou(confusion: np.ndarray) -> float:
     """Mean IoU over the classes present in truth or prediction of a confusion matrix."""
     return segmentation_scores(confusion)["mean_iou"]
+
+
+def quality_outliers(
+    qualities: dict[str, float], spreads: float, min_margin: float
+) -> dict[str, str]:
+    """Samples whose registration quality lies far below the others of the run, with why.
+
+    Why: a misplaced field (wrong bar convention, maps of a neighbouring area) can still pass
+    the absolute gate on easy data, yet it stands out from the run, whose samples share one
+    microscope and one EDS setting. Limit: median − max(``spreads`` × 1.4826 MAD,
+    ``min_margin``) (benchmarks/registration_gate.py measures both); needs >= 3 samples.
+    """
+    if len(qualities) < 3:
+        return {}
+    q = np.asarray(list(qualities.values()), np.float64)
+    med = float(np.median(q))
+    spread = 1.4826 * float(np.median(np.abs(q - med)))
+    limit = med - max(spreads * spread, min_margin)
+    return {
+        name: (
+            f"registration quality {v:.3f} far below the run's (median {med:.3f}, robust "
+            f"spread {spread:.3f}, limit {limit:.3f}): EDS maps misplaced or of another field"
+        )
+        for name, v in qualities.items()
+        if v < limit
+    }

@@ -26,19 +26,18 @@ def report_html(result: Mapping[str, Any]) -> str:
             reg = (
                 f"shift ({s['shift_yx'][0]:.2f}, {s['shift_yx'][1]:.2f}) px, "
                 f"rot {s['rotation_deg']:.2f}°, q {s['registration_quality']:.3f}"
+                + _convention(s["metadata"])
             )
         miou = "-" if s["truth_miou"] is None else f"{s['truth_miou']:.4f}"
         img = (
             f'<img src="{qa(s, "overlay")}" height="160">'
             f'<img src="{qa(s, "confidence")}" height="160">'
-            + (
-                f'<img src="{qa(s, "registration")}" height="160">'
-                if s["registration_quality"] is not None
-                else ""
-            )
             if s["status"] == "ok"
             else ""
         )
+        if s["status"] in ("ok", "refused") and s["registration_quality"] is not None:
+            img += f'<img src="{qa(s, "registration")}" height="160">'
+
         rows.append(
             f"<tr><td>{esc(s['name'])}</td><td>{esc(s['status'])}</td>"
             f"<td>{esc(s['label_source'] or '-')}</td>"
@@ -61,3 +60,15 @@ def report_html(result: Mapping[str, Any]) -> str:
         "<th>reason or warning</th><th>registration</th><th>pore/NiO/Ni/YSZ %</th>"
         "<th>mIoU vs truth</th><th>QA</th></tr>" + "".join(rows) + "</table>"
     )
+
+
+def _convention(metadata: Mapping[str, Any]) -> str:
+    """', bar overlay (q overlay 0.95 / appended 0.71)': the data-bar convention used."""
+    used = metadata.get("data_bar_convention")
+    if used == "sub-area":
+        return ", EDS maps of a sub-area (located)"
+    if used not in ("overlay", "appended"):
+        return ""
+    tried = metadata.get("registration_qualities") or {}
+    others = " / ".join(f"{k} {v:.3f}" for k, v in tried.items())
+    return f", bar {used}" + (f" (q {others})" if len(tried) > 1 else "")

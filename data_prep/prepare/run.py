@@ -12,10 +12,11 @@ import tifffile
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
+from data_prep.eds_area import CONVENTIONS
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.labels.refinement import REFINEMENTS
 from data_prep.patches import SPLITS, sample_origins, split_by_source
-from data_prep.prepare.checks import mean_iou
+from data_prep.prepare.checks import mean_iou, quality_outliers
 from data_prep.prepare.report_html import report_html
 from data_prep.prepare.sample import SampleReport, prepare_sample
 from data_prep.registration import RegistrationError
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SAMPLE_ERRORS = (ImageReadError, SampleError, RegistrationError)
 # Settings that do not change the labels or records: left out of the dataset's config hash.
 NOT_HASHED = ("manifest", "n_jobs", "max_image_bytes")
+OUTLIER_ACTIONS = ("refuse", "warn")
 
 
 def prepare(
@@ -46,10 +48,7 @@ def prepare(
     sample could be prepared.
     """
     raw_dir, output_dir = Path(raw_dir), Path(output_dir)
-    if settings.refine_labels not in REFINEMENTS:
-        raise UserError(
-            f"prepare.refine_labels must be one of {REFINEMENTS}, got {settings.refine_labels!r}"
-        )
+    _check_settings(settings)
     samples = _discover(raw_dir, settings)
     for sub in dataset_layout.SUBFOLDERS:
         (output_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -68,6 +67,7 @@ def prepare(
             log.warning("skipping %s", reason)
             report = SampleReport(name=name, status="failed", reason=reason)
         reports.append(report)
+    _registration_outliers(reports, prepared, output_dir, settings)
     if not prepared:
         raise UserError(f"no sample in {raw_dir} could be prepared; see the messages above")
     result = _write_dataset(raw_dir, output_dir, settings, seed, prepared, reports)
@@ -120,6 +120,7 @@ def _write_dataset(
         "splits": split_names,
         "num_prepared": len(prepared),
         "failed": [{"sample": r.name, "reason": r.reason} for r in reports if r.status != "ok"],
+        "refused": [r.name for r in reports if r.status == "refused"],  # registration outliers
         "patches": patch_counts,
         "class_fractions": metadata["class_fractions"],
         # pooled over the samples that have a truth.tif (simulated data)
@@ -130,6 +131,54 @@ def _write_dataset(
         "samples": [asdict(r) for r in reports],
         "settings": settings.to_dict(),
     }
+
+
+def _check_settings(settings: ConfigDict) -> None:
+    """UserError naming a prepare setting with a value outside its choices."""
+    choices = {
+        "refine_labels": REFINEMENTS,
+        "data_bar_convention": CONVENTIONS,
+        "registration_outliers": OUTLIER_ACTIONS,
+    }
+    for key, allowed in choices.items():
+        if settings[key] not in allowed:
+            raise UserError(f"prepare.{key} must be one of {allowed}, got {settings[key]!r}")
+
+
+def _registration_outliers(
+    reports: list[SampleReport],
+    prepared: dict[str, PreparedSample],
+    output_dir: Path,
+    settings: ConfigDict,
+) -> None:
+    """Refuses (default) or warns about samples registered far worse than the run's others.
+
+    A refused sample's images, labels and confidence map are deleted before any shard is
+    written, so nothing misregistered is left; its registration picture stays, to look at.
+    """
+    qualities = {
+        r.name: r.registration_quality
+        for r in reports
+        if r.status == "ok" and r.registration_quality is not None
+    }
+    outliers = quality_outliers(
+        qualities, float(settings.registration_outlier_spreads),
+        float(settings.registration_outlier_margin),
+    )
+    for report in reports:
+        if report.name not in outliers:
+            continue
+        if settings.registration_outliers == "warn":
+            report.warn(outliers[report.name])
+            continue
+        paths = prepared.pop(report.name)
+        for path in (paths.label_path, paths.confidence_path, paths.image_path,
+                     *(dataset_layout.qa_path(output_dir, report.name, k)
+                       for k in ("overlay", "confidence"))):
+            path.unlink(missing_ok=True)
+        report.status = "refused"
+        report.reason = f"sample '{report.name}': {outliers[report.name]}"
+        log.warning("refusing %s", report.reason)
 
 
 def _discover(raw_dir: Path, settings: ConfigDict) -> list[SampleFiles]:

@@ -13,14 +13,15 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from data_prep import qa_pictures
+from data_prep.eds_area import bar_frames, is_sub_area, locate_sub_area
 from data_prep.errors import SampleError
 from data_prep.labels.eds_rules import eds_evidence, eds_labels
 from data_prep.labels.refinement import refine
 from data_prep.labels.scribbles import ScribbleError
 from data_prep.prepare.checks import eds_resolution_warnings, mean_iou, truth_confusions
-from data_prep.registration import register_eds
+from data_prep.registration import common_grid, register_eds
 from data_prep.samples.files import SampleFiles
-from data_prep.samples.raw_sample import RawSample, read_raw_sample
+from data_prep.samples.raw_sample import RawSample, crop_to_box, read_raw_sample
 from data_prep.tfds_builder import PreparedSample
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.atomic import write_tiff_atomic
@@ -99,6 +100,8 @@ def prepare_sample(
         channels=int(settings.channels),
         max_image_bytes=int(settings.max_image_bytes),
     )
+    if raw.labels is None:
+        raw = _locate_eds(raw, settings)
     sem = normalize_sem(raw.sem)
     report = SampleReport(
         name=raw.name, status="ok", pixel_size_nm=raw.pixel_size_nm, metadata=raw.metadata
@@ -128,9 +131,14 @@ def _label_from_eds(
 ) -> _Labelled:
     """Registers the EDS maps to the SEM and labels the sample from them (stages a and b)."""
     t = step("register")
+    if "eds_box_px" in raw.metadata:  # a located sub-area: the SEM was cut to it
+        frames = {"sub-area": sem.shape}
+    else:
+        bar = int(raw.metadata.get("data_bar_rows", 0))
+        frames = bar_frames(sem.shape, bar, settings.data_bar_convention)
     aligned, registration = register_eds(
         sem, raw.eds, min_quality=float(settings.min_registration_quality),
-        transform=settings.registration,
+        transform=settings.registration, frames=frames,
     )
     report.seconds["register"] = time.perf_counter() - t
     report.shift_yx = tuple(float(s) for s in registration.shift_yx)
@@ -138,6 +146,13 @@ def _label_from_eds(
     report.zoom = registration.zoom
     report.registration_quality = float(registration.quality)
     report.metadata["registration_matrix"] = registration.matrix
+    report.metadata["data_bar_convention"] = registration.frame
+    report.metadata["registration_qualities"] = registration.qualities
+    if registration.resampled:
+        report.warn(
+            f"EDS map(s) {', '.join(registration.resampled)} on a coarser grid than the "
+            "others: resampled to the finest grid"
+        )
     for message in eds_resolution_warnings(max(registration.scale), raw):
         report.warn(message)
     t = step("label")
@@ -155,6 +170,25 @@ def _label_from_eds(
     report.seconds["label"] = time.perf_counter() - t
     refined = raw.scribbles is not None or settings.refine_labels != "none"
     return _Labelled(labels, confidence, stage_a if refined else None, aligned)
+
+
+def _locate_eds(raw: RawSample, settings: ConfigDict) -> RawSample:
+    """``raw`` cut to the part of the SEM image its EDS maps cover, when they cover a
+    sub-area: at the scale of the pixel sizes when known (H5OINA step or
+    ``prepare.eds_step_nm``), else searched."""
+    if not raw.eds or "eds_box_px" in raw.metadata:
+        return raw
+    scale = raw.metadata.get("eds_scale_from_steps")
+    if not scale and float(settings.eds_step_nm) > 0 and raw.pixel_size_nm:
+        scale = float(settings.eds_step_nm) / raw.pixel_size_nm
+        raw.metadata["eds_scale_from_steps"] = scale
+    eds, _ = common_grid(raw.eds)
+    shape = next(iter(eds.values())).shape
+    if not is_sub_area(raw.sem.shape, shape, int(raw.metadata.get("data_bar_rows", 0)), scale):
+        return raw
+    area = locate_sub_area(normalize_sem(raw.sem), eds, scale)
+    how = "at the pixel sizes' scale" if scale else f"searched, scale {area.scale:.3f}"
+    return crop_to_box(raw, area.box, f"located ({how}, match R² {area.score:.2f})")
 
 
 def _score_against_truth(
@@ -208,9 +242,11 @@ def _write_sample(
         rot = report.rotation_deg or 0.0
         qa_pictures.save_registration_png(
             dataset_layout.qa_path(output_dir, raw.name, "registration"),
-            sem[view],
-            {el: m[view] for el, m in result.aligned.items()},
-            f"{raw.name}: EDS shift ({report.shift_yx[0]:.1f}, {report.shift_yx[1]:.1f}) px, "
-            f"rotation {rot:.2f}°, quality {report.registration_quality:.2f}",
+            sem,
+            result.aligned,
+            f"{raw.name} (bar: {report.metadata.get('data_bar_convention')}): EDS shift "
+            f"({report.shift_yx[0]:.1f}, {report.shift_yx[1]:.1f}) px, rotation {rot:.2f}°, "
+            f"quality {report.registration_quality:.2f}",
+            max_side=QA_MAX_SIDE,
         )
     return paths

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +102,8 @@ def read_raw_sample(
     box = _eds_box(decoded.h5, sem.shape) if decoded.label_values is None else None
     if box is not None:  # maps cover part of the image: label that part only
         metadata["eds_box_px"] = list(box)
-        y0, x0, bh, bw = box
-        sem = sem[y0 : y0 + bh, x0 : x0 + bw]
-        extra = [img[y0 : y0 + bh, x0 : x0 + bw] for img in extra]
+        metadata["eds_box_source"] = "H5OINA relative box"
+        sem, extra = _crop(sem, box), [_crop(img, box) for img in extra]
     for i, img in enumerate(extra, start=2):
         img = img[: sem.shape[0]] if bar and img.shape[0] == sem.shape[0] + bar else img
         if img.shape != sem.shape:
@@ -127,6 +126,22 @@ def read_raw_sample(
         metadata["eds_scale_from_steps"] = h5.step_um[1] * 1e3 / pixel
         metadata["eds_scale_from_grid"] = grid
     return RawSample(files.name, sem, eds, labels, pixel, metadata, extra, scribbles, warnings)
+
+
+def _crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    y0, x0, bh, bw = box
+    return img[y0 : y0 + bh, x0 : x0 + bw]
+
+
+def crop_to_box(raw: RawSample, box: tuple[int, int, int, int], source: str) -> RawSample:
+    """``raw`` cut to the SEM box (y0, x0, h, w) its EDS maps cover (a sub-area), so that only
+    that part is labelled; the box and how it was found go into its metadata."""
+    metadata = raw.metadata | {"eds_box_px": list(box), "eds_box_source": source}
+    scribbles = None if raw.scribbles is None else _crop(raw.scribbles, box)
+    return replace(
+        raw, sem=_crop(raw.sem, box), extra_channels=[_crop(c, box) for c in raw.extra_channels],
+        scribbles=scribbles, metadata=metadata,
+    )
 
 
 def _decode_files(

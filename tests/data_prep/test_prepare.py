@@ -191,3 +191,83 @@ def test_element_composite_colours():
     assert rgb.dtype == np.uint8 and rgb.shape == (4, 4, 3)
     np.testing.assert_array_equal(rgb[:, 2:], [[[0, 128, 0]] * 2] * 4)
     assert rgb[:, :2].max() == 0
+
+
+@pytest.fixture(scope="module")
+def bar_raw_dir(tmp_path_factory):
+    """Three samples with an appended data bar, one whose bar is drawn over the scan (its maps
+    cover the bar rows) and one whose maps cover a sub-area of the image."""
+    raw = tmp_path_factory.mktemp("bars")
+    synthetic.write_raw_dataset(raw, 3, seed=3, shape=(192, 192), oxidation_times=(10,),
+                                data_bar_rows=20, max_rotation_deg=1.0, max_drift_px=6.0)
+    plain = tmp_path_factory.mktemp("plain")
+    synthetic.write_raw_dataset(plain, 2, seed=4, shape=(192, 192), oxidation_times=(10,),
+                                max_rotation_deg=1.0, max_drift_px=6.0)
+    overlay = raw / "overlay_bar"
+    shutil.copytree(plain / "sample_000_ox10", overlay)
+    sem = tifffile.imread(overlay / "sem.tif")
+    tifffile.imwrite(overlay / "sem.tif", synthetic.add_data_bar(sem[:-28], 28, 1))
+    sub = raw / "sub_area"
+    shutil.copytree(plain / "sample_001_ox10", sub)
+    for path in (sub / "eds").iterdir():  # maps of rows 10-69, columns 16-79 of the EDS grid
+        tifffile.imwrite(path, tifffile.imread(path)[10:70, 16:80])
+    return raw
+
+
+def _registration_error(sample_dir, matrix, shape):
+    sim = json.loads((sample_dir / "simulation.json").read_text())
+    th = np.radians(sim["rotation_deg"])
+    a = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])
+    c = (np.array(sim["params"]["shape"]) - 1) / 2
+    true = np.concatenate([a, (c - a @ c + a @ np.array(sim["drift_yx"]))[:, None]], 1)
+    pts = np.array([[0, 0], [0, shape[1] - 1], [shape[0] - 1, 0], [shape[0] - 1, shape[1] - 1]])
+    diff = np.asarray(matrix) - true
+    return float(np.abs(pts @ diff[:, :2].T + diff[:, 2]).max())
+
+
+def test_data_bar_conventions_and_sub_area(bar_raw_dir, tmp_path):
+    """Acceptance: each convention found and registered to < 1 px, reported in the JSON and
+    HTML; a sub-area map located and only its box labelled."""
+    out = tmp_path / "out"
+    rep = prepare(bar_raw_dir, out, SETTINGS, seed=0)
+    samples = {s["name"]: s for s in rep["samples"]}
+    assert all(s["status"] == "ok" for s in samples.values()), rep["failed"]
+    for name, s in samples.items():
+        meta = s["metadata"]
+        labels = tifffile.imread(out / "labels" / f"{name}_labels.tif")
+        if name == "sub_area":
+            assert meta["data_bar_convention"] == "sub-area" and "located" in meta["eds_box_source"]
+            y0, x0, bh, bw = meta["eds_box_px"]
+            assert abs(y0 - 20) <= 8 and abs(x0 - 32) <= 8 and labels.shape == (bh, bw)
+            continue
+        expected = "overlay" if name == "overlay_bar" else "appended"
+        assert meta["data_bar_convention"] == expected, (name, meta["registration_qualities"])
+        assert set(meta["registration_qualities"]) == {"overlay", "appended"}
+        assert labels.shape == (164 if expected == "overlay" else 192, 192)
+        error = _registration_error(bar_raw_dir / name, meta["registration_matrix"], labels.shape)
+        assert error < 1.0, (name, error)
+    html = (out / "prepare_report.html").read_text()
+    assert "bar overlay" in html and "bar appended" in html
+
+
+@pytest.mark.parametrize("action", ["refuse", "warn"])
+def test_registration_outlier_refused_or_warned(bar_raw_dir, tmp_path, action):
+    """The overlay sample forced to the wrong convention passes a lax gate (0.3, as in issue
+    #12) but stands out from its run: refused with its outputs deleted, or warned about."""
+    raw = tmp_path / "raw"
+    for name in ("sample_000_ox10", "sample_001_ox10", "sample_002_ox10", "overlay_bar"):
+        shutil.copytree(bar_raw_dir / name, raw / name)
+    config = settings(data_bar_convention="appended", min_registration_quality=0.3,
+                      registration_outliers=action)
+    rep = prepare(raw, tmp_path / "out", config, seed=0)
+    bad = next(s for s in rep["samples"] if s["name"] == "overlay_bar")
+    labels = tmp_path / "out" / "labels" / "overlay_bar_labels.tif"
+    if action == "refuse":
+        assert bad["status"] == "refused" and rep["num_prepared"] == 3
+        assert "far below the run's" in bad["reason"] and "\n" not in bad["reason"]
+        assert [f["sample"] for f in rep["failed"]] == ["overlay_bar"]
+        assert not labels.exists()
+        assert not (tmp_path / "out" / "images" / "overlay_bar.tif").exists()
+    else:
+        assert bad["status"] == "ok" and labels.exists()
+        assert any("far below the run's" in w for w in bad["warnings"])

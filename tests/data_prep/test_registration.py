@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from socseg_jax.configs.common import prepare_config
 
+from data_prep.eds_area import bar_frames
+from data_prep.readers.data_bar import crop_data_bar
 from data_prep.registration import RegistrationError, register_eds
-from data_prep.synthetic import SimulationParams, simulate_sample
+from data_prep.synthetic import SimulationParams, add_data_bar, simulate_sample
 from socseg_jax.core.intensity import normalize_sem
 
 
@@ -78,7 +81,50 @@ def test_affine_and_bad_transform_name():
         register_eds(normalize_sem(s.sem), s.eds, transform="elastic")
 
 
-def test_maps_on_different_grids_named():
-    eds = {"Ni": np.ones((8, 8)), "O": np.ones((4, 4)), "Zr": np.ones((8, 8))}
-    with pytest.raises(RegistrationError, match=r"O \(4, 4\)"):
-        register_eds(np.zeros((16, 16), np.float32), eds)
+def test_maps_on_different_grids_resampled():
+    """O on a 2x coarser grid than Ni/Zr/Y: resampled to the finest grid, not refused."""
+    shape = (256, 256)
+    s = simulate_sample(SimulationParams(shape=shape, max_drift_px=6.0), 5)
+    eds = dict(s.eds)
+    eds["O"] = eds["O"].reshape(64, 2, 64, 2).mean(axis=(1, 3))
+    aligned, res = register_eds(normalize_sem(s.sem), eds)
+    assert res.resampled == ("O",) and aligned["O"].shape == shape
+    assert _max_error(res.matrix, _true_matrix(s, shape), shape) < 1.0
+
+
+def _with_bar(convention, seed, shape=(320, 320), bar=24):
+    """A simulated sample whose SEM has a data bar of ``convention``: (sample, SEM above the
+    bar, bar rows). overlay: the bar replaces the frame's bottom rows, the maps cover the
+    whole frame; appended: the bar is added below the frame the maps cover."""
+    p = SimulationParams(shape=shape, max_drift_px=8.0, max_rotation_deg=1.5, oxidation_min=10)
+    s = simulate_sample(p, seed)
+    frame = s.sem[: shape[0] - bar] if convention == "overlay" else s.sem
+    sem, rows = crop_data_bar(add_data_bar(frame, bar, seed), "auto")
+    return s, sem, rows
+
+
+@pytest.mark.parametrize("convention", ["overlay", "appended"])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_both_data_bar_conventions_registered(convention, seed):
+    """Acceptance: either convention found (auto) and registered to better than 1 px."""
+    s, sem, rows = _with_bar(convention, seed)
+    assert rows == 24
+    frames = bar_frames(sem.shape, rows, "auto")
+    aligned, res = register_eds(normalize_sem(sem), s.eds, frames=frames)
+    assert res.frame == convention and set(res.qualities) == {"overlay", "appended"}
+    assert res.qualities[convention] > res.qualities[({"overlay", "appended"} - {convention}).pop()]
+    assert _max_error(res.matrix, _true_matrix(s, s.sem.shape), sem.shape) < 1.0
+    assert aligned["Ni"].shape == sem.shape  # labels cover the image above the bar only
+
+
+def test_wrong_maps_refused_in_one_line():
+    """Maps of another sample, or shifted by half a field, fail the configured gate."""
+    gate = prepare_config().min_registration_quality
+    s, sem, rows = _with_bar("overlay", 1)
+    frames = bar_frames(sem.shape, rows, "auto")
+    other = simulate_sample(SimulationParams(shape=(320, 320), max_drift_px=8.0), 2).eds
+    rolled = {k: np.roll(m, m.shape[1] // 2, axis=1) for k, m in s.eds.items()}
+    for eds in (other, rolled):
+        with pytest.raises(RegistrationError, match="quality") as err:
+            register_eds(normalize_sem(sem), eds, min_quality=gate, frames=frames)
+        assert "\n" not in str(err.value) and "another field" in str(err.value)
