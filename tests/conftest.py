@@ -7,6 +7,7 @@ import pytest
 import tifffile
 
 from data_prep.tfds_builder import PreparedSample, build_dataset
+from socseg_jax.core import dataset_layout
 
 PATCH = 32
 
@@ -25,9 +26,9 @@ def write_prepared_samples(root: Path, names: list[str], shape=(64, 96), seed=0)
         image = np.clip(40 + 60 * label + rng.normal(0, 10, shape), 0, 255).astype(np.uint8)
         paths = PreparedSample(
             name,
-            root / "images" / f"{name}.tif",
-            root / "labels" / f"{name}_labels.tif",
-            root / "labels" / f"{name}_confidence.tif",
+            dataset_layout.image_path(root, name),
+            dataset_layout.label_path(root, name),
+            dataset_layout.confidence_path(root, name),
         )
         for p in (paths.image_path, paths.label_path):
             p.parent.mkdir(parents=True, exist_ok=True)

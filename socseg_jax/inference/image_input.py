@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from ml_collections import ConfigDict
 
-from data_prep.readers.data_bar import crop_data_bar, parse_data_bar
+from data_prep.readers.data_bar import crop_data_bar
 from data_prep.readers.images import read_grey
 from data_prep.readers.sem_metadata import read_pixel_size_nm
 from socseg_jax.core.errors import UserError
@@ -48,7 +48,7 @@ def load_image(job: ImageJob, options: ConfigDict) -> tuple[np.ndarray, ImageInf
     original need not be kept while the image is predicted.
     """
     grey = read_grey(job.path, options.max_image_bytes)
-    grey, bar = crop_data_bar(grey, parse_data_bar(options.data_bar))
+    grey, bar = crop_data_bar(grey, options.data_bar)
     pixel_size = read_pixel_size_nm(job.path) or options.pixel_size_nm or math.nan
     step = preview_step(grey.shape, options.overlay_max_size)
     preview = normalize_sem(grey[::step, ::step])

@@ -5,6 +5,7 @@ import pytest
 import tifffile
 
 from data_prep.tfds_builder import build_dataset, dataset_metadata, open_split, resolve_dataset_dir
+from socseg_jax.core import dataset_layout
 from tests.conftest import PATCH, write_prepared_samples
 
 
@@ -19,8 +20,8 @@ def test_round_trip_records_equal_source_crops(tiny_dataset):
             record["source"].decode() if isinstance(record["source"], bytes) else record["source"]
         )
         y, x = record["origin"]
-        image = tifffile.imread(root / "images" / f"{source}.tif")
-        label = tifffile.imread(root / "labels" / f"{source}_labels.tif")
+        image = tifffile.imread(dataset_layout.image_path(root, source))
+        label = tifffile.imread(dataset_layout.label_path(root, source))
         assert record["image"].shape == (PATCH, PATCH, 1) and record["image"].dtype == np.uint8
         np.testing.assert_array_equal(record["image"][..., 0], image[y : y + PATCH, x : x + PATCH])
         np.testing.assert_array_equal(record["label"], label[y : y + PATCH, x : x + PATCH])

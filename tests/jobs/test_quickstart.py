@@ -6,6 +6,7 @@ import json
 import pytest
 from socseg_jax.configs.quickstart import get_config
 
+from socseg_jax.core import dataset_layout
 from socseg_jax.jobs.quickstart import run
 from tests.training.test_train import TINY_MODEL
 
@@ -43,7 +44,7 @@ def test_quickstart_end_to_end_on_tiny_data(tmp_path):
     assert [r["status"] for r in rows] == ["ok"]
     total = sum(float(rows[0][f"{c}_percent"]) for c in ("pore", "NiO", "Ni", "YSZ"))
     assert abs(total - 100.0) < 0.01
-    assert (tmp_path / "data" / "labels" / f"{test_image}_labels.tif").exists()
+    assert dataset_layout.label_path(tmp_path / "data", test_image).exists()
     assert (tmp_path / "data" / "prepare_report.json").exists()
     with open(tmp_path / "report" / "analysis" / "analysis.csv") as f:
         analysed = list(csv.DictReader(f))
