@@ -22,8 +22,9 @@ def get_config() -> ConfigDict:
     config.shard_index = -1  # -1: jax.process_index()
     config.num_shards = 0  # 0: jax.process_count()
     config.predict = common.predict_config()
-    # Microstructure analysis of the segmented images into <output_dir>/analysis/ (job=analyze
-    # on the output folder at the end of the run; configs/analyze.py for the keys).
+    # Microstructure analysis of the segmented images into <output_dir>/analysis/: each image
+    # as it is written (a record in analysis/images/, kept by a re-run), then the report
+    # (job=analyze on the output folder) at the end of the run; configs/analyze.py: the keys.
     config.analyze = False
     config.analysis = analysis_options()
     return config

@@ -99,11 +99,37 @@ def border_labels(clusters: np.ndarray, n: int, axis: int) -> tuple[np.ndarray, 
     return a, b
 
 
+_BAND = 1 << 22  # pixels per band of the cluster-id passes below (bounds index temporaries)
+
+
+def _bands(clusters: np.ndarray):
+    rows = max(1, _BAND // max(clusters.shape[1], 1))
+    for start in range(0, clusters.shape[0], rows):
+        yield slice(start, start + rows)
+
+
+def cluster_sizes(clusters: np.ndarray, n: int) -> np.ndarray:
+    """Pixels per cluster id (0..n), counted band by band: a whole-map ``np.bincount``
+    would copy the int32 ids to int64 (2 bytes more per pixel than the map itself)."""
+    sizes = np.zeros(n + 1, np.int64)
+    for rows in _bands(clusters):
+        sizes += np.bincount(clusters[rows].ravel(), minlength=n + 1)
+    return sizes
+
+
+def cluster_lookup(table: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """``table[clusters]`` band by band (same result, no int64 copy of the whole id map)."""
+    out = np.empty(clusters.shape, table.dtype)
+    for rows in _bands(clusters):
+        out[rows] = table[clusters[rows]]
+    return out
+
+
 def percolating(mask: np.ndarray, axis: int, connectivity: int) -> np.ndarray:
     """Pixels of ``mask`` in clusters that touch both opposite borders across ``axis``."""
     clusters, n = ndi.label(mask, structure=structure(connectivity))
     a, b = border_labels(clusters, n, axis)
-    return (a & b)[clusters]
+    return cluster_lookup(a & b, clusters)
 
 
 def axis_index(axis: str) -> int:

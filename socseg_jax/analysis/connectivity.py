@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from socseg_jax.analysis.common import PHASES, axis_index, border_labels, structure
+from socseg_jax.analysis.common import (
+    PHASES,
+    axis_index,
+    border_labels,
+    cluster_sizes,
+    structure,
+)
 
 
 def phase_connectivity(
@@ -22,7 +28,7 @@ def phase_connectivity(
 ) -> dict[str, float]:
     """``<axis>_percolating_pct``, ``_dead_end_pct``, ``_isolated_pct`` of one phase mask."""
     clusters, n = ndi.label(mask, structure=structure(connectivity))
-    sizes = np.bincount(clusters.ravel(), minlength=n + 1).astype(np.float64)
+    sizes = cluster_sizes(clusters, n).astype(np.float64)
     sizes[0] = 0.0
     total = sizes.sum()
     out: dict[str, float] = {"clusters_count": int(n)}

@@ -1,21 +1,19 @@
-"""analyze_image: every metric of one label map; analyze_paths: a batch, file by file."""
+"""analyze_image: every metric of one label map (batches: analysis.records)."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from socseg_jax.analysis import connectivity, fractions, interfaces, reading, sizes, tpb
+from socseg_jax.analysis import connectivity, fractions, interfaces, sizes, tpb
 from socseg_jax.analysis import tortuosity as tort
 from socseg_jax.analysis.common import AXES, PHASES, Units, check_labels, crop_to_field
 from socseg_jax.core.errors import UserError
 
-log = logging.getLogger(__name__)
 DIRECTIONS = ("both", "y", "x")
 TRANSPORT_PHASES = (0, 2, 3)  # pore (gas), Ni (electrons), YSZ (ions)
 
@@ -106,37 +104,3 @@ def analyze_image(
 def analyze_label_map(labels: np.ndarray, pixel_size_nm: float | None, config: Any) -> dict:
     """For the segment job: the metrics of one label map, options from ``config``."""
     return analyze_image(labels, pixel_size_nm, AnalysisOptions.from_config(config))
-
-
-def analyze_paths(
-    items: Sequence[reading.LabelFile], options: AnalysisOptions, encoding: str = "auto",
-    fallback_pixel_size_nm: float = 0.0,
-    on_result: Callable[[reading.LabelFile, dict, dict], None] | None = None,
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Analyses every file; a bad one gives one line ``<path>: <problem>`` and the batch goes
-    on. Returns (rows of the files analysed, problem lines). ``on_result`` sees each map."""
-    rows, problems, warned = [], [], False
-    for item in items:
-        try:
-            labels = reading.read_labels(item, encoding)
-            px = reading.pixel_size_of(item, fallback_pixel_size_nm)
-            metrics, maps = analyze_with_maps(labels, px, options)
-            empty = [PHASES[k] for k in range(len(PHASES)) if not (maps["labels"] == k).any()]
-        except Exception as err:  # noqa: BLE001 - one line per file, the batch goes on
-            line = f"{item.path}: {' '.join(str(err).split()) or type(err).__name__}"
-            log.warning("%s", line)
-            problems.append(line)
-            continue
-        if px is None and not warned:
-            log.warning("no pixel size (summary, TIFF metadata or config.pixel_size_nm): "
-                        "results in px, first at %s", item.path)
-            warned = True
-        if empty:
-            line = f"{item.path}: empty phase {', '.join(empty)} (its metrics are NaN/inf)"
-            log.warning("%s", line)
-            problems.append(line)
-        row = {"path": str(item.path), "relative": str(item.relative), **metrics}
-        rows.append(row)
-        if on_result is not None:
-            on_result(item, row, maps)
-    return rows, problems

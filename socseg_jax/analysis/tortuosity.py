@@ -15,7 +15,10 @@ tau = inf (D_eff = 0). The linear system (a graph Laplacian plus the face terms,
 solved matrix-free by conjugate gradients preconditioned with one symmetric multigrid
 V-cycle (2x2 aggregation, exact Galerkin coarse operators, damped Jacobi smoothing, dense
 solve on the coarsest grid), inside one jit-compiled jax.lax.while_loop, in float32 until
-the residual is below 1e-6 of the right-hand side.
+the residual is below 1e-6 of the right-hand side. Piecewise-constant aggregation
+under-corrects smooth errors, so each coarse correction is scaled by 1.8 (over-correction,
+as in aggregation AMG): 53 instead of 167 iterations on a 1024^2 near-threshold field.
+Each smoothing pass is a fori_loop so that XLA cannot fuse (and recompute) sweep chains.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ TOLERANCE = 1e-6
 MAX_ITERATIONS = 2000
 _COARSEST = 1024  # unknowns of the dense coarsest solve
 _OMEGA = 0.8  # Jacobi damping
-_SMOOTH = 3  # Jacobi sweeps before and after the coarse correction
+_SMOOTH = 4  # Jacobi sweeps before and after the coarse correction
+_CORRECTION = 1.8  # scale of the coarse-grid correction
 
 
 def _coarsen(gx: np.ndarray, gy: np.ndarray, d: np.ndarray):
@@ -96,20 +100,22 @@ def _apply(x, gx, gy, diag):
     return diag * x - (right + left + down + up)
 
 
+def _smooth(x, r, gx, gy, diag, sweeps: int):
+    """Damped Jacobi sweeps; a loop, not unrolled, so each sweep is one pass over memory."""
+    return jax.lax.fori_loop(
+        0, sweeps, lambda _, x: x + _OMEGA * (r - _apply(x, gx, gy, diag)) / diag, x)
+
+
 def _vcycle(levels, coarse_inv, r, level=0):
     if level == len(levels) - 1:
         return (coarse_inv @ r.ravel()).reshape(r.shape)
     gx, gy, diag = levels[level]
-    x = _OMEGA * r / diag
-    for _ in range(_SMOOTH - 1):
-        x = x + _OMEGA * (r - _apply(x, gx, gy, diag)) / diag
+    x = _smooth(_OMEGA * r / diag, r, gx, gy, diag, _SMOOTH - 1)
     res = r - _apply(x, gx, gy, diag)
     h, w = r.shape
     coarse = _vcycle(levels, coarse_inv, res.reshape(h // 2, 2, w // 2, 2).sum((1, 3)), level + 1)
-    x = x + jnp.repeat(jnp.repeat(coarse, 2, axis=0), 2, axis=1)
-    for _ in range(_SMOOTH):
-        x = x + _OMEGA * (r - _apply(x, gx, gy, diag)) / diag
-    return x
+    x = x + _CORRECTION * jnp.repeat(jnp.repeat(coarse, 2, axis=0), 2, axis=1)
+    return _smooth(x, r, gx, gy, diag, _SMOOTH)
 
 
 @partial(jax.jit, static_argnames=("max_iterations",))

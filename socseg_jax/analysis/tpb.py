@@ -42,10 +42,10 @@ def _corner_or(values: np.ndarray) -> np.ndarray:
 def tpb_corners(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Boolean (H-1, W-1) maps of TPB corners and oxidised-TPB corners."""
     present = _corner_or(_bits(labels))
-    inside = (present & _OUT_BIT) == 0
-    pore_ysz = inside & ((present & 1) > 0) & ((present & 8) > 0)
-    has_ni, has_nio = (present & 4) > 0, (present & 2) > 0
-    return pore_ysz & has_ni, pore_ysz & has_nio & ~has_ni
+    pore, nio, ni, ysz = (1 << k for k in (PORE, NIO, NI, YSZ))
+    tpb = (present & (_OUT_BIT | pore | ni | ysz)) == (pore | ni | ysz)
+    oxidised = (present & (_OUT_BIT | pore | nio | ni | ysz)) == (pore | nio | ysz)
+    return tpb, oxidised
 
 
 def active_corners(

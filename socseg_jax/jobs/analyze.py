@@ -10,8 +10,9 @@ from typing import Any
 from ml_collections import ConfigDict
 
 from socseg_jax.analysis import report, series
-from socseg_jax.analysis.core import AnalysisOptions, analyze_paths
 from socseg_jax.analysis.reading import ENCODINGS, find_label_files
+from socseg_jax.analysis.records import Recorder
+from socseg_jax.core.atomic import write_text_atomic
 from socseg_jax.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ _PANELS = 16
 _NOT_PLOTTED = ("_count", "_se_pct", "_deff_", "pixel_size_nm", "height_px", "width_px")
 
 
-def _check(config: ConfigDict) -> AnalysisOptions:
+def _check(config: ConfigDict) -> None:
     for key in ("input", "output_dir"):
         if not config.get(key):
             raise UserError(f"config.{key} is required for job=analyze")
@@ -29,7 +30,6 @@ def _check(config: ConfigDict) -> AnalysisOptions:
         raise UserError(f"config.pixel_size_nm must be >= 0 (0 = unknown): {config.pixel_size_nm}")
     if config.groups_csv and not Path(config.groups_csv).is_file():
         raise UserError(f"config.groups_csv {config.groups_csv} is not a file")
-    return AnalysisOptions.from_config(config)
 
 
 def _plot_series(out: Path, groups: list[dict[str, Any]]) -> dict[str, bytes]:
@@ -49,25 +49,28 @@ def _plot_series(out: Path, groups: list[dict[str, Any]]) -> dict[str, bytes]:
 
 def run(config: ConfigDict, workdir: str | None) -> dict:
     """Analyses config.input into config.output_dir; returns the counts and output paths.
-    Raises ValueError for a bad config or when every file failed."""
-    options = _check(config)
-    out = Path(config.output_dir)
+    Images analysed before with the same settings (records in <output_dir>/images) are not
+    analysed again. Raises ValueError for a bad config or when every file failed."""
+    _check(config)
+    recorder = Recorder.from_config(config)
     items = find_label_files(config.input)
-    axis = options.axes[0]
-    thumbnails: dict[str, bytes] = {}
-
-    def picture(item, row, maps) -> None:
-        if config.pictures:
-            name = report.safe_name(str(Path(item.relative).with_suffix("")))
-            thumbnails[str(item.relative)] = report.image_picture(
-                out / "pictures" / f"{name}.png", maps, axis, str(item.relative))
-
     log.info("analysing %d label maps from %s", len(items), config.input)
-    rows, problems = analyze_paths(items, options, config.label_encoding,
-                                   float(config.pixel_size_nm), picture)
+    rows, problems = recorder.analyze_files(items, config.label_encoding)
     if not rows:
         first = problems[0] if problems else ""
         raise UserError(f"every label map failed ({len(problems)}): {first}")
+    done = {row["path"] for row in rows}
+    thumbnails = {str(item.relative): png for item in items if str(item.path) in done
+                  and (png := recorder.thumbnail(item)) is not None}
+    return write_report(config, rows, problems, thumbnails)
+
+
+def write_report(
+    config: ConfigDict, rows: list[dict[str, Any]], problems: list[str],
+    thumbnails: dict[str, bytes],
+) -> dict:
+    """Groups, series plots, analysis.csv / _groups.csv / .json and report.html."""
+    out = Path(config.output_dir)
     series.assign_groups(rows, config.groups_csv, config.group_regex)
     groups = series.group_statistics(rows)
     plots = _plot_series(out, groups) if config.pictures else {}
@@ -75,8 +78,6 @@ def run(config: ConfigDict, workdir: str | None) -> dict:
     report.write_csv(out / "analysis_groups.csv", groups)
     report.write_json(out / "analysis.json", {
         "config": config.to_dict(), "images": rows, "groups": groups, "problems": problems})
-    from socseg_jax.core.atomic import write_text_atomic
-
     write_text_atomic(out / "report.html",
                       report.html_report(rows, groups, problems, thumbnails, plots))
     log.info("%d analysed, %d problems; report in %s", len(rows), len(problems), out)

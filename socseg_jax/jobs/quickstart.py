@@ -17,6 +17,7 @@ from ml_collections import ConfigDict
 from data_prep import synthetic
 from data_prep.prepare.run import prepare
 from data_prep.readers.images import read_grey
+from socseg_jax.analysis.records import Recorder
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.atomic import write_json_atomic
 from socseg_jax.core.intensity import normalize_sem, to_model_input
@@ -63,15 +64,15 @@ def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:
     model, _, _ = checkpoints.load_model(train_dir)
     predictor = build_predictor([model], config.predict)
     jobs = [ImageJob(raw_dir / n / "sem.tif", Path(n) / "sem.tif") for n in test_names]
+    analysis = ConfigDict(config.analysis.to_dict())
+    analysis.input, analysis.output_dir = str(segment_dir), str(report_dir / "analysis")
+    analysis.label_encoding = "ids"
     segment_images(predictor, jobs, segment_dir, config.segment, "summary.csv",
-                   read_reference(train_dir))
+                   read_reference(train_dir), Recorder.from_config(analysis))
 
     log.info("5/5 scoring against the true phases, the EDS labels and multi-Otsu")
     metrics = score_test_images(raw_dir, data_dir, segment_dir, prepared, jobs)
     write_json_atomic(report_dir / "metrics.json", metrics)
-    analysis = ConfigDict(config.analysis.to_dict())
-    analysis.input, analysis.output_dir = str(segment_dir), str(report_dir / "analysis")
-    analysis.label_encoding = "ids"
     log.info("microstructure of the segmented test images → %s", analysis.output_dir)
     analyze.run(analysis, None)
     print(summary_table(metrics))

@@ -14,12 +14,15 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
+from socseg_jax.analysis.reading import LabelFile
+from socseg_jax.analysis.records import Recorder
 from socseg_jax.core.errors import UserError
 from socseg_jax.inference import outputs
 from socseg_jax.inference.archive import ImageJob, discover_images, shard_jobs
@@ -75,12 +78,14 @@ def segment_images(
     options: ConfigDict,
     summary_name: str = "summary.csv",
     reference: dict[str, Any] | None = None,
+    recorder: Recorder | None = None,
 ) -> list[dict[str, Any]]:
     """Segments every image, writes outputs and the summary CSV; returns the summary rows.
 
     ``options``: the segment job's keys (configs/segment.py, ``common.segment_options``).
     ``reference``: the model's shift reference (``inference.shift``); images far from it get
-    a warning (none is checked without one).
+    a warning (none is checked without one). ``recorder``: analyses each label map as it is
+    written (analysis records, reused by a later job=analyze on the output folder).
     Rows keep the input order; status is 'ok', 'skipped' (outputs were complete) or 'failed'
     (with the reason).
     """
@@ -93,6 +98,7 @@ def segment_images(
     readers = ThreadPoolExecutor(options.num_workers, thread_name_prefix="segment-read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="segment-write")
     writes: collections.deque[tuple[int, Future]] = collections.deque()
+    write = partial(_write_and_record, recorder) if recorder else outputs.write_outputs
     try:
         for index, job, loaded in _prefetch(jobs, output_dir, options, previous, readers):
             if isinstance(loaded, dict):  # skipped or failed before prediction
@@ -110,8 +116,8 @@ def segment_images(
                 continue
             del image  # the full-size input is no longer needed; keep memory bounded
             progress.busy_s += time.monotonic() - started
-            writes.append((index, writer.submit(outputs.write_outputs, job, output_dir,
-                                                options, info, maps, started, shift)))
+            writes.append((index, writer.submit(write, job, output_dir, options, info, maps,
+                                                started, shift)))
             while len(writes) > 1 or (writes and writes[0][1].done()):
                 progress.done(*_finished_write(jobs, *writes.popleft()))
         while writes:
@@ -208,7 +214,9 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
         log.info("no shift reference with %s: images are not checked against the training "
                  "images", config.checkpoint)
     log.info("%d images to segment (shard %d of %d)", len(jobs), shard_index, num_shards)
-    rows = segment_images(predictor, jobs, config.output_dir, config, summary_name, reference)
+    recorder = Recorder.from_config(analysis_settings(config)) if config.analyze else None
+    rows = segment_images(predictor, jobs, config.output_dir, config, summary_name, reference,
+                          recorder)
     if rows and all(row["status"] == "failed" for row in rows):
         raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
     if config.analyze:
@@ -216,14 +224,36 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _analyze_outputs(config: ConfigDict) -> None:
-    """job=analyze on this run's label maps → <output_dir>/analysis (report.html, CSVs)."""
-    from socseg_jax.jobs import analyze
-
+def analysis_settings(config: ConfigDict) -> ConfigDict:
+    """job=analyze's config for this run's label maps → <output_dir>/analysis."""
     settings = ConfigDict(config.analysis.to_dict())
     settings.input = config.output_dir
     settings.output_dir = str(Path(config.output_dir) / "analysis")
     settings.pixel_size_nm = settings.pixel_size_nm or config.pixel_size_nm
     settings.label_encoding = "grey" if config.label_encoding == "grey" else "ids"
-    log.info("analysing the label maps into %s", settings.output_dir)
+    return settings
+
+
+def _write_and_record(recorder: Recorder, job: ImageJob, output_dir: Path, options: ConfigDict,
+                      info: Any, maps: dict[str, Any], *rest: Any) -> dict[str, Any]:
+    """write_outputs, then the image's analysis record (the labels still in memory, the
+    pixel size as summary.csv will give it). A failed analysis is logged; the final
+    job=analyze tries it again and reports it."""
+    row = outputs.write_outputs(job, output_dir, options, info, maps, *rest)
+    label_path = job.paths(output_dir)["labels"]
+    item = LabelFile(label_path, label_path.relative_to(output_dir),
+                     row.get("pixel_size_nm"), maps["labels"].shape)
+    try:
+        recorder.record_labels(item, maps["labels"])
+    except Exception as err:  # noqa: BLE001 - the segmentation is written; report it later
+        log.warning("%s: analysis failed (%s); retried at the end of the run", job.path, err)
+    return row
+
+
+def _analyze_outputs(config: ConfigDict) -> None:
+    """job=analyze over this run's label maps (the records made while segmenting are reused)."""
+    from socseg_jax.jobs import analyze
+
+    settings = analysis_settings(config)
+    log.info("analysis report of the label maps in %s", settings.output_dir)
     analyze.run(settings, None)

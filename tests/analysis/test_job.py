@@ -103,3 +103,31 @@ def test_job_bad_config_and_px_units(tmp_path, caplog):
     config.direction = "z"
     with pytest.raises(ValueError, match="config.direction"):
         _run()(config, None)
+
+
+def test_records_are_reused_only_while_valid(tmp_path, caplog):
+    seg = _segment_folder(tmp_path / "seg")
+    config = get_config()
+    config.input, config.output_dir, config.tortuosity = str(seg), str(tmp_path / "out"), False
+    first = _run()(config, None)
+    records = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").glob("*")}
+    assert len(records) == 3  # the bad map has no record: it is tried (and reported) again
+    with caplog.at_level(logging.INFO):
+        second = _run()(config, None)
+    assert "3 of 4 maps: analysed before" in caplog.text
+    assert second["problems"] == first["problems"]
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").glob("*")}
+    assert after == records
+    changed = seg / "cellA" / "img_t30_labels.tif"  # a newer label map is analysed again
+    tifffile.imwrite(changed, np.full((48, 64), 3, np.uint8))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        _run()(config, None)
+    assert "2 of 4 maps: analysed before" in caplog.text
+    rows = {r["relative"]: r for r in csv.DictReader(open(tmp_path / "out" / "analysis.csv"))}
+    assert float(rows["cellA/img_t30_labels.tif"]["YSZ_area_pct"]) == 100.0
+    config.connectivity = 8  # other settings: every map again
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        _run()(config, None)
+    assert "analysed before" not in caplog.text

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from socseg_jax.analysis.connectivity import phase_connectivity
 from socseg_jax.analysis.core import AnalysisOptions, analyze_image
@@ -83,6 +84,25 @@ def test_local_thickness_stripes_and_disks():
     assert np.all(np.abs(lt[disk] - 24) <= 1.0)  # 2R, within one pixel of 2R + 1 across
     assert particle_diameters(disk.astype(np.uint8) * 2, 2, 4) == pytest.approx(
         [2 * math.sqrt(disk.sum() / math.pi)])
+
+
+def test_local_thickness_equals_its_definition_by_brute_force():
+    """Largest disk {q : |q - c| < dt(c)} over every phase pixel c, disk by disk."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:50, :60]
+    for _ in range(3):
+        mask = ndi.gaussian_filter(rng.standard_normal((50, 60)), 2) > 0.1
+        dt = ndi.distance_transform_edt(mask)
+        expected = np.zeros(mask.shape)
+        for y, x in zip(*np.nonzero(mask), strict=True):
+            disk = (yy - y) ** 2 + (xx - x) ** 2 < dt[y, x] ** 2 - 1e-9
+            expected[disk] = np.maximum(expected[disk], 2 * dt[y, x])
+        assert np.abs(local_thickness(mask) - expected).max() < 1e-5
+
+
+def test_local_thickness_of_a_phase_filling_the_field_is_nan():
+    assert np.isnan(local_thickness(np.ones((8, 9), bool))).all()
+    assert not local_thickness(np.zeros((8, 9), bool)).any()
 
 
 def test_chord_lengths_exclude_the_border():

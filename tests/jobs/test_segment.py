@@ -1,6 +1,7 @@
 """job=segment: messy archives, failures per file, resumable atomic outputs, sharding."""
 
 import csv
+import json
 from pathlib import Path
 
 import jax
@@ -313,7 +314,7 @@ def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, cap
     assert tifffile.imread(tmp_path / "out" / "misnamed_labels.tif").shape == (40, 44)
 
 
-def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir):
+def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
     source = tmp_path / "in"
     (source / "cell").mkdir(parents=True)
     for t in (10, 60):
@@ -325,9 +326,22 @@ def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir):
     config.pixel_size_nm = 20.0
     config.analysis.group_regex = r"_t(?P<time_min>\d+)"
     config.predict.update(patch_size=PATCH, stride=16, batch_size=4)
-    segment.run(config, None)
+    with caplog.at_level("INFO"):
+        segment.run(config, None)
+    assert "2 of 2 maps: analysed before" in caplog.text  # each analysed as it was written
     analysis = tmp_path / "out" / "analysis"
     with open(analysis / "analysis.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and any("_um" in key for key in rows[0])
     assert (analysis / "report.html").is_file()
+    records = sorted((analysis / "images").glob("*.json"))
+    assert [r.name for r in records] == ["cell_img_t10_labels.json", "cell_img_t60_labels.json"]
+    assert json.loads(records[0].read_text())["settings"]["pixel_size_nm"] == 20.0
+    # Resumable: a re-run keeps the valid record, redoes the one lost (e.g. interrupted).
+    kept = records[0].stat().st_mtime_ns
+    records[1].unlink()
+    segment.run(config, None)
+    assert records[0].stat().st_mtime_ns == kept and records[1].is_file()
+    with open(analysis / "analysis.csv", newline="") as f:
+        assert [r["relative"] for r in csv.DictReader(f)] == [
+            "cell/img_t10_labels.tif", "cell/img_t60_labels.tif"]
