@@ -59,6 +59,10 @@ def prepare_config() -> ConfigDict:
             "channels": 1,  # SEM detector images per sample: sem.tif, sem2.tif, ...
             "n_jobs": 2,  # CPU threads of the forest refinement
             "max_image_bytes": MAX_IMAGE_BYTES,  # larger declared images are refused unread
+            # SEM normalisation: percentile stretch, then CLAHE over tiles of this many px
+            # when > 0 (0 = off). Recorded with the dataset and the checkpoints, so segment
+            # applies the same (core/intensity.py).
+            "local_contrast_px": 0,
         }
     )
 
@@ -123,7 +127,10 @@ def segment_options(config: ConfigDict) -> None:
     config.overwrite = False  # False: skip images whose outputs are complete (resume)
     config.save_probabilities = False  # <stem>_proba.tif, float16 (K, H, W)
     config.save_uncertainty = False  # <stem>_entropy.tif and <stem>_maxprob.tif, float16
-    config.preprocess = "percentile"  # or 'keras_l2_rows' for the study's Keras models
+    # SEM normalisation: 'auto' = as the checkpoint was trained (its normalisation.json:
+    # percentile stretch, optional local contrast), 'percentile', or 'keras_l2_rows' (the
+    # study's Keras models).
+    config.preprocess = "auto"
     config.data_bar = "auto"  # SEM data bar: detected (auto), none, or its height in rows
     config.pixel_size_nm = 0.0  # used when a file has no pixel-size metadata; 0 = unknown
     config.overlay_max_size = 4096  # overlays of larger images are subsampled

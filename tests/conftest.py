@@ -47,3 +47,24 @@ def tiny_dataset(tmp_path_factory) -> Path:
     splits = {"train": samples[:3], "validation": samples[3:4], "test": samples[4:]}
     settings = {"patch_size": PATCH, "stride": 32, "channels": 1}
     return build_dataset(root, settings, splits, {"class_fractions": {}})
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(tmp_path_factory) -> Path:
+    """A train workdir holding a tiny U-Net checkpoint, saved as train.py saves it."""
+    from flax import nnx
+
+    from socseg_jax.models.unet import UNet, UNetConfig
+    from socseg_jax.training import checkpoints
+
+    workdir = tmp_path_factory.mktemp("run")
+    config = UNetConfig(features=(4, 8), encoder_dropout=(0.1, 0.1), decoder_dropout=(0.1,))
+    model = UNet(config, rngs=nnx.Rngs(0))
+    manager = checkpoints.checkpoint_manager(workdir)
+    state = {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param)), "opt_state": {}, "step": 0}
+    checkpoints.save(manager, 3, state, config)
+    manager.wait_until_finished()
+    loaded, loaded_config, step = checkpoints.load_model(workdir)
+    assert loaded_config == config and step == 3
+    np.testing.assert_array_equal(loaded.head.kernel[...], model.head.kernel[...])
+    return workdir

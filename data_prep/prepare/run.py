@@ -25,6 +25,7 @@ from data_prep.tfds_builder import PreparedSample, build_dataset
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.atomic import write_json_atomic, write_text_atomic
 from socseg_jax.core.errors import UserError
+from socseg_jax.core.intensity import normalisation_settings
 from socseg_jax.core.phases import CLASS_NAMES, NUM_CLASSES
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _write_dataset(
         "pixel_size_nm": {r.name: r.pixel_size_nm for r in reports if r.status == "ok"},
         "patches": patch_counts,
         "preparation": {k: v for k, v in shard_settings.items() if k != "samples"},
+        "normalisation": normalisation_settings(int(settings.local_contrast_px)),
     }
     dataset_path = build_dataset(output_dir, shard_settings, splits, metadata)
     ok = [r for r in reports if r.status == "ok"]
@@ -123,6 +125,7 @@ def _write_dataset(
         "refused": [r.name for r in reports if r.status == "refused"],  # registration outliers
         "patches": patch_counts,
         "class_fractions": metadata["class_fractions"],
+        "normalisation": metadata["normalisation"],
         # pooled over the samples that have a truth.tif (simulated data)
         "labels_truth_miou": round(mean_iou(sum(scored)), 4) if scored else None,
         "labels_truth_miou_without_refinement": (

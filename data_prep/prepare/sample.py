@@ -102,7 +102,7 @@ def prepare_sample(
     )
     if raw.labels is None:
         raw = _locate_eds(raw, settings)
-    sem = normalize_sem(raw.sem)
+    sem = normalize_sem(raw.sem, int(settings.local_contrast_px))
     report = SampleReport(
         name=raw.name, status="ok", pixel_size_nm=raw.pixel_size_nm, metadata=raw.metadata
     )

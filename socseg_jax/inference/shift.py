@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from socseg_jax.core.atomic import write_json_atomic
+from socseg_jax.training.checkpoints import companion_file
 
 REFERENCE_FILE = "shift_reference.json"
 LOW_CONFIDENCE = 0.6  # max-probability below this counts as a low-confidence pixel
@@ -68,12 +69,8 @@ def write_reference(workdir: str | Path, reference: dict[str, Any]) -> None:
 
 def read_reference(checkpoint: str | Path) -> dict[str, Any] | None:
     """The reference of a train workdir or of one of its checkpoint steps; None when absent."""
-    path = Path(checkpoint)
-    for folder in (path, path.parent, path.parent.parent):
-        candidate = folder / REFERENCE_FILE
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    return None
+    found = companion_file(checkpoint, REFERENCE_FILE)
+    return json.loads(found.read_text()) if found else None
 
 
 def shift_score(features: dict[str, float], reference: dict[str, Any]) -> tuple[float, str]:

@@ -12,10 +12,11 @@ from ml_collections import ConfigDict
 from data_prep.readers.images import read_grey
 from socseg_jax.core.atomic import write_json_atomic
 from socseg_jax.core.errors import UserError
-from socseg_jax.core.intensity import normalize_sem, to_model_input
+from socseg_jax.core.intensity import to_model_input
 from socseg_jax.core.scores import confusion_matrix, format_scores, segmentation_scores
 from socseg_jax.evaluation.references import find_truth, read_label_map, score_pairs
 from socseg_jax.inference.archive import discover_images
+from socseg_jax.inference.image_input import preprocess, resolve_normalisation
 from socseg_jax.inference.loading import predictor_from_config
 from socseg_jax.inference.model_apply import make_model_apply_fn
 from socseg_jax.jobs.common import require
@@ -41,10 +42,12 @@ def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:
         if not truth_dir.is_dir():
             raise UserError(f"truth_dir {truth_dir} is not a folder")
         predictor = predictor_from_config(apply_fn, config.predict)
+        normalisation = resolve_normalisation("auto", config.checkpoint)  # as trained
         pairs = []
         for job in discover_images(config.input):
             truth = read_label_map(find_truth(truth_dir, job.path))
-            pairs.append((truth, predictor.predict(normalize_sem(read_grey(job.path)))))
+            image = preprocess(read_grey(job.path), normalisation)
+            pairs.append((truth, predictor.predict(image)))
         if not pairs:
             raise UserError(f"no images found in {config.input}")
         scores = score_pairs(pairs, model_config.num_classes)

@@ -25,6 +25,7 @@ from socseg_jax.core.phases import CLASS_NAMES, label_fractions
 from socseg_jax.evaluation import baselines, figures
 from socseg_jax.evaluation.references import score_pairs
 from socseg_jax.inference.archive import ImageJob
+from socseg_jax.inference.image_input import resolve_normalisation
 from socseg_jax.inference.loading import build_predictor
 from socseg_jax.inference.shift import read_reference
 from socseg_jax.jobs import analyze
@@ -68,7 +69,8 @@ def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:
     analysis.input, analysis.output_dir = str(segment_dir), str(report_dir / "analysis")
     analysis.label_encoding = "ids"
     segment_images(predictor, jobs, segment_dir, config.segment, "summary.csv",
-                   read_reference(train_dir), Recorder.from_config(analysis))
+                   read_reference(train_dir), Recorder.from_config(analysis),
+                   resolve_normalisation("auto", str(train_dir)))
 
     log.info("5/5 scoring against the true phases, the EDS labels and multi-Otsu")
     metrics = score_test_images(raw_dir, data_dir, segment_dir, prepared, jobs)

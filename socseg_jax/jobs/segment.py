@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,7 @@ from socseg_jax.analysis.records import Recorder
 from socseg_jax.core.errors import UserError
 from socseg_jax.inference import outputs
 from socseg_jax.inference.archive import ImageJob, discover_images, shard_jobs
-from socseg_jax.inference.image_input import load_image
+from socseg_jax.inference.image_input import load_image, resolve_normalisation
 from socseg_jax.inference.loading import build_predictor, load_models
 from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.inference.shift import image_features, read_reference, shift_score
@@ -79,6 +79,7 @@ def segment_images(
     summary_name: str = "summary.csv",
     reference: dict[str, Any] | None = None,
     recorder: Recorder | None = None,
+    normalisation: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Segments every image, writes outputs and the summary CSV; returns the summary rows.
 
@@ -90,6 +91,7 @@ def segment_images(
     (with the reason).
     """
     outputs.check_options(options)
+    normalisation = normalisation or resolve_normalisation(options.preprocess, "")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     summary_path = output_dir / summary_name
@@ -100,7 +102,8 @@ def segment_images(
     writes: collections.deque[tuple[int, Future]] = collections.deque()
     write = partial(_write_and_record, recorder) if recorder else outputs.write_outputs
     try:
-        for index, job, loaded in _prefetch(jobs, output_dir, options, previous, readers):
+        for index, job, loaded in _prefetch(jobs, output_dir, options, previous, readers,
+                                            partial(load_image, normalisation=normalisation)):
             if isinstance(loaded, dict):  # skipped or failed before prediction
                 progress.done(index, loaded)
                 continue
@@ -142,6 +145,7 @@ def _prefetch(
     options: ConfigDict,
     previous: dict[str, dict[str, Any]],
     readers: ThreadPoolExecutor,
+    load: Callable[[ImageJob, ConfigDict], Any],
 ) -> Iterator[tuple[int, ImageJob, Future | dict[str, Any]]]:
     """Jobs in order with a decoding future, keeping ``options.prefetch`` decodes in flight.
 
@@ -157,7 +161,7 @@ def _prefetch(
                                                           previous)))
         else:
             outputs.remove_stale_temporaries(paths.values())
-            queue.append((index, job, readers.submit(load_image, job, options)))
+            queue.append((index, job, readers.submit(load, job, options)))
         while sum(isinstance(item[2], Future) for item in queue) > options.prefetch:
             yield queue.popleft()
         while queue and isinstance(queue[0][2], dict):
@@ -209,6 +213,8 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
         jobs = shard_jobs(jobs, shard_index, num_shards)
         summary_name = f"summary-{shard_index:05d}-of-{num_shards:05d}.csv"
     predictor = build_predictor(load_models(config.checkpoint), config.predict)
+    normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
+    log.info("SEM normalisation: %s", normalisation)
     reference = read_reference(config.checkpoint.split(",")[0].strip())
     if reference is None:
         log.info("no shift reference with %s: images are not checked against the training "
@@ -216,7 +222,7 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
     log.info("%d images to segment (shard %d of %d)", len(jobs), shard_index, num_shards)
     recorder = Recorder.from_config(analysis_settings(config)) if config.analyze else None
     rows = segment_images(predictor, jobs, config.output_dir, config, summary_name, reference,
-                          recorder)
+                          recorder, normalisation)
     if rows and all(row["status"] == "failed" for row in rows):
         raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
     if config.analyze:

@@ -165,6 +165,16 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     )
 
 
+def companion_file(checkpoint: str | Path, name: str) -> Path | None:
+    """A file training writes beside its checkpoints (``<workdir>/<name>``), found from the
+    workdir, its checkpoints folder or one step folder; None when absent."""
+    path = Path(checkpoint)
+    for folder in (path, path.parent, path.parent.parent):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def _drop_read_only_notice(record: logging.LogRecord) -> bool:
     """Orbax warns 'Given directory is read only' on every read-only open, which is what
     loading a model for `segment`/`evaluate` asks for, and that a step's state folder has no

@@ -24,7 +24,11 @@ from ml_collections import ConfigDict
 from data_prep.tfds_builder import dataset_metadata, open_split
 from socseg_jax.core.atomic import write_json_atomic
 from socseg_jax.core.errors import UserError
-from socseg_jax.core.intensity import to_model_input
+from socseg_jax.core.intensity import (
+    NORMALISATION_FILE,
+    normalisation_settings,
+    to_model_input,
+)
 from socseg_jax.core.scores import format_scores, segmentation_scores
 from socseg_jax.evaluation.device_confusion import confusion_matrix_jax
 from socseg_jax.models.unet import UNet, UNetConfig
@@ -170,6 +174,13 @@ def validate(config: ConfigDict) -> None:
         raise UserError(f"checkpoint_every_steps={config.checkpoint_every_steps} must be > 0")
 
 
+def write_normalisation(workdir: Path, dataset_dir: str) -> None:
+    """``<workdir>/normalisation.json``: the SEM normalisation the dataset was prepared with
+    (segment applies it); datasets from before the record were plain percentile."""
+    settings = dataset_metadata(dataset_dir).get("normalisation") or normalisation_settings()
+    write_json_atomic(workdir / NORMALISATION_FILE, settings)
+
+
 def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains (resuming from the latest checkpoint in `workdir`) and returns final metrics."""
     workdir = Path(workdir)
@@ -186,6 +197,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
     manager = checkpoints.checkpoint_manager(
         workdir, keep=config.keep_checkpoints, keep_best=config.keep_best
     )
+    if jax.process_index() == 0:
+        write_normalisation(workdir, dataset_dir)
     batches = input_pipeline.train_batches(
         dataset_dir, config.batch_size, num_steps, config.seed, augment=config.augment,
         acquisition=config.acquisition,

@@ -13,6 +13,7 @@ from data_prep import synthetic
 from data_prep.prepare.run import prepare
 from data_prep.prepare.sample import prepare_sample
 from data_prep.tfds_builder import dataset_metadata, open_split
+from socseg_jax.core.intensity import normalisation_settings
 
 
 def settings(**overrides):
@@ -115,6 +116,7 @@ def test_outputs_per_sample_and_truth_score(report):
     meta = dataset_metadata(rep["dataset_path"])
     assert set(meta["class_fractions"]) <= {"train", "validation", "test"}
     assert meta["preparation"]["registration"] == "similarity"
+    assert meta["normalisation"] == rep["normalisation"] == normalisation_settings(0)
     record = open_split(rep["dataset_path"], "train")[0]
     assert record["image"].shape == (64, 64, 1) and record["image"].dtype == np.uint8
     assert record["label"].shape == (64, 64) and record["label"].dtype == np.uint8
@@ -128,6 +130,9 @@ def test_rerun_is_a_noop_and_new_settings_a_new_dataset(raw_dir, report):
     assert again["dataset_path"] == rep["dataset_path"] and info.stat().st_mtime_ns == mtime
     other = prepare(raw_dir, out, settings(registration="translation"), seed=0)
     assert other["dataset_path"] != rep["dataset_path"]
+    local = prepare(raw_dir, out, settings(local_contrast_px=32), seed=0)
+    assert local["dataset_path"] not in (rep["dataset_path"], other["dataset_path"])
+    assert dataset_metadata(local["dataset_path"])["normalisation"]["local_contrast_px"] == 32
 
 
 def test_manifest_and_empty_raw_dir(raw_dir, tmp_path):

@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 import tifffile
-from flax import nnx
 from skimage import io as skio
 from socseg_jax.configs.segment import get_config
 
@@ -17,7 +16,6 @@ from socseg_jax.core.phases import STUDY_GREY
 from socseg_jax.inference import archive, outputs
 from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.jobs import segment
-from socseg_jax.models.unet import UNet, UNetConfig
 from socseg_jax.training import checkpoints
 
 PATCH = 32
@@ -33,22 +31,6 @@ def options(**overrides):
 
 def pixelwise_model(batch):
     return jax.nn.softmax(batch @ LINEAR, axis=-1)
-
-
-@pytest.fixture(scope="module")
-def checkpoint_dir(tmp_path_factory) -> Path:
-    """A train workdir holding a tiny U-Net checkpoint, saved as train.py saves it."""
-    workdir = tmp_path_factory.mktemp("run")
-    config = UNetConfig(features=(4, 8), encoder_dropout=(0.1, 0.1), decoder_dropout=(0.1,))
-    model = UNet(config, rngs=nnx.Rngs(0))
-    manager = checkpoints.checkpoint_manager(workdir)
-    state = {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param)), "opt_state": {}, "step": 0}
-    checkpoints.save(manager, 3, state, config)
-    manager.wait_until_finished()
-    loaded, loaded_config, step = checkpoints.load_model(workdir)
-    assert loaded_config == config and step == 3
-    np.testing.assert_array_equal(loaded.head.kernel[...], model.head.kernel[...])
-    return workdir
 
 
 def test_loading_a_model_does_not_warn(checkpoint_dir, caplog):

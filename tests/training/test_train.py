@@ -1,5 +1,7 @@
 """Training: the loss goes down, checkpoints round-trip, a restarted run continues exactly."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from socseg_jax.configs.common import train_config
 
+from socseg_jax.core.intensity import NORMALISATION_FILE, normalisation_settings
 from socseg_jax.models.unet import UNetConfig
 from socseg_jax.runtime.distributed import check_batch_size
 from socseg_jax.training import checkpoints
@@ -68,6 +71,9 @@ def test_checkpoint_round_trip_and_model_rebuilt_from_checkpoint_alone(tiny_data
     assert result["final_step"] == 3 and np.isfinite(result["final_loss"])
     model, model_config, step = checkpoints.load_model(tmp_path)
     assert step == 3 and model_config == UNetConfig.from_dict(TINY_MODEL)
+    # the dataset predates the normalisation record: plain percentile travels with the model
+    saved = json.loads((tmp_path / NORMALISATION_FILE).read_text())
+    assert saved == normalisation_settings()
     manager = checkpoints.checkpoint_manager(tmp_path)
     _, params = init_model(model_config, seed=123)
     tx = make_optimizer(config)
