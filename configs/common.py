@@ -5,6 +5,9 @@ from ml_collections import ConfigDict
 # Readers refuse a file whose header declares more than this many bytes of decoded pixels
 # (the readers' keyword default; jobs pass config.max_image_bytes / prepare.max_image_bytes).
 MAX_IMAGE_BYTES = 4 << 30
+# EDS registration gate (benchmarks/registration_gate.py, 48 simulated samples: correct
+# >= 0.89, maps of another sample / shifted / transposed <= 0.52); register_eds's default.
+MIN_REGISTRATION_QUALITY = 0.7
 
 
 def model_config() -> ConfigDict:
@@ -29,9 +32,7 @@ def prepare_config() -> ConfigDict:
             "stride": 128,
             "val_fraction": 0.15,
             "test_fraction": 0.15,
-            # Registration gate (benchmarks/registration_gate.py, 48 simulated samples:
-            # correct >= 0.89, maps of another sample / shifted / transposed <= 0.52).
-            "min_registration_quality": 0.7,
+            "min_registration_quality": MIN_REGISTRATION_QUALITY,  # see above
             # A sample far below its run, under median - max(spreads x 1.4826 MAD, margin)
             # (correct ones lie <= 0.041 below the median, wrong fields >= 19 spreads and
             # 0.4 below): refuse (its outputs deleted) or warn.

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
+from socseg_jax.configs.common import MIN_REGISTRATION_QUALITY
 from socseg_jax.core.errors import UserError
 
 
@@ -129,7 +130,7 @@ def _centre_shift(mat: np.ndarray, shape: tuple[int, int]) -> tuple[float, float
 def register_eds(
     sem_norm: np.ndarray,
     eds: dict[str, np.ndarray],
-    min_quality: float = 0.3,
+    min_quality: float = MIN_REGISTRATION_QUALITY,
     transform: str = "similarity",
     work_size: int = 768,
     frames: Mapping[str, tuple[int, int]] | None = None,

@@ -30,7 +30,7 @@ from data_prep.readers.label_maps import read_label_values
 from data_prep.readers.sem_metadata import read_sem_metadata
 from socseg_jax.core.errors import UserError
 from socseg_jax.jobs import segment
-from tests.jobs.test_segment import PATCH, checkpoint_dir  # noqa: F401 - a fixture
+from tests.jobs.test_segment import PATCH
 
 LIMIT = 1 << 20  # max_bytes of the fuzzed reads: every base file decodes to far less
 PEAK = 50 << 20  # what a refused or decoded mutant may allocate (float64 RGB included)

@@ -69,7 +69,7 @@ def test_drift_and_rotation_recovered(seed):
     assert _max_error(res.matrix, _true_matrix(s, shape), shape) < 1.0
     assert abs(res.rotation_deg - s.rotation_deg) < 0.1 and abs(res.zoom - 1) < 0.005
     assert res.quality > 0.8 and aligned["O"].shape == shape
-    _, res_t = register_eds(normalize_sem(s.sem), s.eds, transform="translation")
+    _, res_t = register_eds(normalize_sem(s.sem), s.eds, transform="translation", min_quality=0)
     assert _max_error(res_t.matrix, _true_matrix(s, shape), shape) > 2.0  # rotation matters
 
 
