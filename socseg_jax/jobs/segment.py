@@ -87,8 +87,9 @@ def segment_images(
     ``reference``: the model's shift reference (``inference.shift``); images far from it get
     a warning (none is checked without one). ``recorder``: analyses each label map as it is
     written (analysis records, reused by a later job=analyze on the output folder).
-    Rows keep the input order; status is 'ok', 'skipped' (outputs were complete) or 'failed'
-    (with the reason).
+    ``normalisation``: the model's SEM normalisation (``resolve_normalisation``; default:
+    ``options.preprocess`` without a checkpoint). Rows keep the input order; status is 'ok',
+    'skipped' (outputs were complete) or 'failed' (with the reason).
     """
     outputs.check_options(options)
     normalisation = normalisation or resolve_normalisation(options.preprocess, "")
