@@ -54,6 +54,7 @@ from data_prep import synthetic  # noqa: E402
 from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
+from socseg_jax.training.acquisition import SETTINGS as ACQUISITION_SETTINGS  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402
 
 log = logging.getLogger("generalisation")
@@ -74,7 +75,9 @@ SETS: dict[str, tuple[dict[str, Any], float]] = {  # name: (SimulationParams ove
     "bar_overlay": ({"data_bar": "overlay", "data_bar_rows": BAR_ROWS}, 1.0),
     "bar_appended": ({"data_bar": "appended", "data_bar_rows": BAR_ROWS}, 1.0),
 }
-MODELS = {"no_aug": False, "aug": True}  # name: config.acquisition.enabled
+MODELS = ("no_aug", "aug")
+# config.acquisition keys of the parts (0 switches a part off; blur_prob is blur's rate)
+ACQUISITION_PARTS = tuple(k for k in ACQUISITION_SETTINGS if k != "blur_prob")
 
 
 def simulate(overrides: dict[str, Any], gamma: float, seed: int, oxidation_min: float,
@@ -130,8 +133,11 @@ def prepare_training_data(work: Path) -> dict[str, Any]:
     return prepare(raw, data, config.prepare, seed=config.seed)
 
 
-def train_model(work: Path, name: str, acquisition: bool, steps: int) -> dict[str, Any]:
-    """The quickstart's training into <work>/train/<name> (reused when it reached ``steps``)."""
+def train_model(
+    work: Path, name: str, parts: tuple[str, ...], steps: int
+) -> dict[str, Any]:
+    """The quickstart's training into <work>/train/<name> (reused when it reached ``steps``),
+    with the acquisition augmentation's ``parts`` on (the others 0; none: augmentation off)."""
     train_dir = work / "train" / name
     done = train_dir / "train_result.json"
     if done.is_file() and json.loads(done.read_text()).get("final_step") == steps:
@@ -143,7 +149,9 @@ def train_model(work: Path, name: str, acquisition: bool, steps: int) -> dict[st
     config.num_train_steps = steps
     config.checkpoint_every_steps = min(config.checkpoint_every_steps, steps)
     config.eval_every_steps = min(config.eval_every_steps, steps)
-    config.acquisition.enabled = acquisition
+    config.acquisition.enabled = bool(parts)
+    for part in set(ACQUISITION_PARTS) - set(parts):
+        config.acquisition[part] = 0.0
     return train_and_evaluate(config, train_dir)
 
 
@@ -254,16 +262,21 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def run(work: Path, steps: int, num_images: int, shape: tuple[int, int]) -> dict[str, Any]:
-    """Prepare, train both models, write the test sets, segment and score them."""
+def run(
+    work: Path, steps: int, num_images: int, shape: tuple[int, int], parts: tuple[str, ...]
+) -> dict[str, Any]:
+    """Prepare, train both models (``aug``: with the augmentation ``parts``), write the test
+    sets, segment and score them."""
+    every = set(parts) == set(ACQUISITION_PARTS)
+    trained_as = {"no_aug": "no_aug", "aug": "aug" if every else "aug_" + "_".join(parts)}
     wall: dict[str, float] = {}
     t = time.perf_counter()
     prepared = prepare_training_data(work)
     wall["simulate_prepare_s"] = round(time.perf_counter() - t, 1)
     results: dict[str, dict] = {}
-    for model, acquisition in MODELS.items():
+    for model in MODELS:
         t = time.perf_counter()
-        trained = train_model(work, model, acquisition, steps)
+        trained = train_model(work, trained_as[model], parts if model == "aug" else (), steps)
         wall[f"train_{model}_s"] = round(time.perf_counter() - t, 1)
         results[model] = {"validation_patch_miou_vs_eds": _val(trained)}
     t = time.perf_counter()
@@ -271,12 +284,13 @@ def run(work: Path, steps: int, num_images: int, shape: tuple[int, int]) -> dict
     wall["test_sets_s"] = round(time.perf_counter() - t, 1)
     for model in MODELS:
         t = time.perf_counter()
-        rows = segment_all(work, model)
+        rows = segment_all(work, trained_as[model])
         wall[f"segment_{model}_s"] = round(time.perf_counter() - t, 1)
-        out = work / "segment" / model
+        out = work / "segment" / trained_as[model]
         scores = {name: score_set(name, items, rows, out) for name, items in sets.items()}
         results[model].update(sets=scores, detector=detector_separation(scores))
     return {
+        "augmentation_parts": list(parts),
         "train_samples": prepared.get("splits", {}).get("train"),
         "results": results,
         "acceptance": acceptance(results),
@@ -295,6 +309,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="test images per set")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 512))
     parser.add_argument("--quick", action="store_true", help="150 steps, 2 images per set")
+    parser.add_argument("--aug-parts", nargs="+", choices=ACQUISITION_PARTS,
+                        default=list(ACQUISITION_PARTS), help="augmentation parts of 'aug'")
     parser.add_argument("--workdir", default="", help="kept (and reused); default: a temp dir")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "generalisation.json"))
     args = parser.parse_args()
@@ -305,7 +321,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="socseg_generalisation_") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        result = run(work, args.steps, args.images, tuple(args.shape))
+        result = run(work, args.steps, args.images, tuple(args.shape), tuple(args.aug_parts))
     result = {
         "command": " ".join(["python", "benchmarks/generalisation.py", *sys.argv[1:]]),
         "steps": args.steps, "images_per_set": args.images, "shape": list(args.shape),

@@ -28,19 +28,25 @@ def normalisation_settings(local_contrast_px: int = 0) -> dict[str, Any]:
 
 
 def apply_normalisation(image: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
-    """``normalize_sem`` with recorded settings; UserError for a method it does not know."""
+    """``normalize_sem`` with recorded settings (a record's own percentiles and clip limit are
+    honoured, so models trained by another version keep their scaling); UserError for a
+    method it does not know."""
     if settings.get("method") != "percentile":
         raise UserError(f"unknown SEM normalisation {settings.get('method')!r} (percentile)")
-    local = int(settings.get("local_contrast_px", 0))
-    if settings != normalisation_settings(local):
-        raise UserError(f"SEM normalisation {settings} is not this version's "
-                        f"{normalisation_settings(local)}: made by another socseg_jax?")
-    return normalize_sem(image, local)
+    return normalize_sem(image, int(settings.get("local_contrast_px", 0)),
+                         float(settings.get("clip_limit", CLAHE_CLIP_LIMIT)),
+                         tuple(settings.get("percentiles", PERCENTILES)))
 
 
-def normalize_sem(image: np.ndarray, local_contrast_px: int = 0) -> np.ndarray:
-    """Robust 0.5-99.5 % percentile stretch to float32 [0, 1]; with ``local_contrast_px``
-    > 0, then adaptive histogram equalisation (CLAHE, skimage) over tiles of that size.
+def normalize_sem(
+    image: np.ndarray,
+    local_contrast_px: int = 0,
+    clip_limit: float = CLAHE_CLIP_LIMIT,
+    percentiles: tuple[float, float] = PERCENTILES,
+) -> np.ndarray:
+    """Robust 0.5-99.5 % (``percentiles``) stretch to float32 [0, 1]; with
+    ``local_contrast_px`` > 0, then adaptive histogram equalisation (CLAHE, skimage, with
+    ``clip_limit``) over tiles of that size.
 
     Used identically at data preparation and at segmentation time, so that the network sees
     the same intensity distribution whatever the detector gain/offset was; the local contrast
@@ -51,7 +57,7 @@ def normalize_sem(image: np.ndarray, local_contrast_px: int = 0) -> np.ndarray:
     img = np.asarray(image, dtype=np.float32)
     step = -(-img.size // PERCENTILE_SAMPLE)
     sample = img.reshape(-1)[::step]
-    lo, hi = (float(v) for v in np.percentile(sample, PERCENTILES))
+    lo, hi = (float(v) for v in np.percentile(sample, percentiles))
     if not hi > lo:
         lo, hi = float(img.min()), float(img.max())
     if not hi > lo:
@@ -63,7 +69,7 @@ def normalize_sem(image: np.ndarray, local_contrast_px: int = 0) -> np.ndarray:
         from skimage.exposure import equalize_adapthist
 
         out = equalize_adapthist(out, kernel_size=int(local_contrast_px),
-                                 clip_limit=CLAHE_CLIP_LIMIT).astype(np.float32, copy=False)
+                                 clip_limit=clip_limit).astype(np.float32, copy=False)
     return out
 
 

@@ -34,11 +34,14 @@ def test_local_contrast_evens_out_shading():
     np.testing.assert_array_equal(apply_normalisation(image, normalisation_settings(32)), local)
 
 
-def test_unknown_or_changed_settings_are_refused():
+def test_recorded_settings_are_honoured_and_unknown_methods_refused():
     with pytest.raises(UserError, match="unknown SEM normalisation"):
         apply_normalisation(np.zeros((4, 4)), {"method": "zscore"})
-    with pytest.raises(UserError, match="another socseg_jax"):
-        apply_normalisation(np.zeros((4, 4)), {**normalisation_settings(), "percentiles": [1, 99]})
+    image = _gradient_image()
+    older = {**normalisation_settings(32), "clip_limit": 0.01, "percentiles": [1.0, 99.0]}
+    np.testing.assert_array_equal(apply_normalisation(image, older),
+                                  normalize_sem(image, 32, 0.01, (1.0, 99.0)))
+    assert not np.array_equal(apply_normalisation(image, older), normalize_sem(image, 32))
 
 
 def test_auto_follows_the_checkpoints_record(tmp_path):
