@@ -64,7 +64,7 @@ class Recorder:
     ) -> tuple[dict[str, Any], list[str]]:
         """Metrics row and problem lines of one label map; writes its picture and record."""
         metrics, maps = analyze_with_maps(labels, pixel_size_nm, self.options)
-        empty = [name for k, name in enumerate(CLASS_NAMES) if not (maps["labels"] == k).any()]
+        empty = [name for name in CLASS_NAMES if metrics[f"{name}_area_pct"] == 0]
         problems = [f"{item.path}: empty phase {', '.join(empty)} (its metrics are NaN/inf)"
                     ] if empty else []
         row = {"path": str(item.path), "relative": str(item.relative), **metrics}
