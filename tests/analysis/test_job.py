@@ -122,8 +122,9 @@ def test_records_are_reused_only_while_valid(tmp_path, caplog):
     tifffile.imwrite(changed, np.full((48, 64), 3, np.uint8))
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        _run()(config, None)
+        third = _run()(config, None)
     assert "2 of 4 maps: analysed before" in caplog.text
+    assert f"{changed}: empty phase pore, NiO, Ni (its metrics are NaN/inf)" in third["problems"]
     rows = {r["relative"]: r for r in csv.DictReader(open(tmp_path / "out" / "analysis.csv"))}
     assert float(rows["cellA/img_t30_labels.tif"]["YSZ_area_pct"]) == 100.0
     config.connectivity = 8  # other settings: every map again
