@@ -2,8 +2,9 @@
 
 Issue #13 item 5. The quickstart's training data (simulated, default preset, prepared with
 EDS-guided labels) trains the quickstart's U-Net twice, same seed and steps: ``no_aug`` (D4
-flips/rotations only, the default) and ``aug`` (plus ``config.acquisition``: every part at
-the config's default strength). Test sets come from the simulator with known true phases,
+flips/rotations only) and ``aug`` (plus ``config.acquisition``, the default: every part at the
+config's default strength, or ``--aug-parts`` / ``--aug-strength`` for ablations; ``--seed``
+another training seed). Test sets come from the simulator with known true phases,
 seeds ``TEST_SEED0`` = 70_000 and up (no training, test or other benchmark uses them), the
 same seeds in every set, so sets differ only by their shift (paired):
 
@@ -15,14 +16,16 @@ same seeds in every set, so sets differ only by their shift (paired):
 
 Each set's SEM images are written as TIFF (16-bit stays 16-bit) and segmented by the real
 segment job (configs/segment.py defaults: data-bar detection, normalisation, shift detector
-against the model's shift_reference.json). Scores per set, pooled over its images on the
+against the model's shift_reference.json; with the quickstart's flips TTA, which the
+reference was predicted with). Scores per set, pooled over its images on the
 sample rows only (overlay: the rows under the bar excluded; appended: label rows below the
 scanned field cropped): mean and per-class IoU vs the true phases, the NiO area-fraction
 error (percentage points, mean absolute over images), shift_score and warnings per image,
 and the detector's separation: AUC of shift_score against the in-domain images. Writes
 benchmarks/generalisation.json and prints a markdown table.
 
-    python benchmarks/generalisation.py [--steps 900] [--images 4] [--quick] [--workdir DIR]
+    python benchmarks/generalisation.py [--steps 900] [--images 8] [--quick] [--workdir DIR]
+        [--aug-parts PART ...] [--aug-strength PART=VALUE ...] [--seed N]
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
 from socseg_jax.training.acquisition import SETTINGS as ACQUISITION_SETTINGS  # noqa: E402
+from socseg_jax.training.shift_reference import write_shift_reference  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402
 
 log = logging.getLogger("generalisation")
@@ -134,24 +138,32 @@ def prepare_training_data(work: Path) -> dict[str, Any]:
 
 
 def train_model(
-    work: Path, name: str, parts: tuple[str, ...], steps: int
+    work: Path, name: str, parts: tuple[str, ...], steps: int,
+    strengths: dict[str, float] | None = None, seed: int | None = None,
 ) -> dict[str, Any]:
     """The quickstart's training into <work>/train/<name> (reused when it reached ``steps``),
-    with the acquisition augmentation's ``parts`` on (the others 0; none: augmentation off)."""
+    with the acquisition augmentation's ``parts`` on (the others 0; none: augmentation off),
+    at the config's strengths unless ``strengths`` overrides them; ``seed``: the training
+    seed (initialisation, batches, dropout) instead of the quickstart's."""
     train_dir = work / "train" / name
     done = train_dir / "train_result.json"
+    config = quickstart_config()
     if done.is_file() and json.loads(done.read_text()).get("final_step") == steps:
-        log.info("reusing the trained model in %s", train_dir)
+        log.info("reusing the trained model in %s (its shift reference rebuilt)", train_dir)
+        write_shift_reference(train_dir, str(work / "data"), config.shift_reference_images,
+                              config.predict)
         return json.loads(done.read_text())
     shutil.rmtree(train_dir, ignore_errors=True)
-    config = quickstart_config()
     config.dataset_dir = str(work / "data")
     config.num_train_steps = steps
+    config.seed = config.seed if seed is None else seed
     config.checkpoint_every_steps = min(config.checkpoint_every_steps, steps)
     config.eval_every_steps = min(config.eval_every_steps, steps)
     config.acquisition.enabled = bool(parts)
     for part in set(ACQUISITION_PARTS) - set(parts):
         config.acquisition[part] = 0.0
+    for part, value in (strengths or {}).items():
+        config.acquisition[part] = value
     return train_and_evaluate(config, train_dir)
 
 
@@ -161,6 +173,7 @@ def segment_all(work: Path, model: str) -> dict[str, dict[str, Any]]:
     config.input = str(work / "test")
     config.output_dir = str(work / "segment" / model)
     config.checkpoint = str(work / "train" / model)
+    config.predict.tta = quickstart_config().predict.tta  # as the quickstart and its reference
     config.overwrite = True
     segment.run(config, None)
     with open(Path(config.output_dir) / "summary.csv", newline="") as f:
@@ -263,12 +276,17 @@ def table(results: dict[str, dict]) -> str:
 
 
 def run(
-    work: Path, steps: int, num_images: int, shape: tuple[int, int], parts: tuple[str, ...]
+    work: Path, steps: int, num_images: int, shape: tuple[int, int], parts: tuple[str, ...],
+    strengths: dict[str, float], seed: int | None = None,
 ) -> dict[str, Any]:
-    """Prepare, train both models (``aug``: with the augmentation ``parts``), write the test
-    sets, segment and score them."""
-    every = set(parts) == set(ACQUISITION_PARTS)
-    trained_as = {"no_aug": "no_aug", "aug": "aug" if every else "aug_" + "_".join(parts)}
+    """Prepare, train both models (``aug``: with the augmentation ``parts`` at the config's
+    strengths or ``strengths``; ``seed``: the training seed), write the test sets, segment
+    and score them."""
+    every = set(parts) == set(ACQUISITION_PARTS) and not strengths
+    name = "_".join([*parts, *(f"{k}{v:g}" for k, v in sorted(strengths.items()))])
+    trained_as = {"no_aug": "no_aug", "aug": "aug" if every else "aug_" + name}
+    if seed is not None:
+        trained_as = {model: f"{name}_seed{seed}" for model, name in trained_as.items()}
     wall: dict[str, float] = {}
     t = time.perf_counter()
     prepared = prepare_training_data(work)
@@ -276,7 +294,9 @@ def run(
     results: dict[str, dict] = {}
     for model in MODELS:
         t = time.perf_counter()
-        trained = train_model(work, trained_as[model], parts if model == "aug" else (), steps)
+        aug = model == "aug"
+        trained = train_model(work, trained_as[model], parts if aug else (), steps,
+                              strengths if aug else None, seed)
         wall[f"train_{model}_s"] = round(time.perf_counter() - t, 1)
         results[model] = {"validation_patch_miou_vs_eds": _val(trained)}
     t = time.perf_counter()
@@ -291,6 +311,8 @@ def run(
         results[model].update(sets=scores, detector=detector_separation(scores))
     return {
         "augmentation_parts": list(parts),
+        "augmentation_strengths": strengths,
+        "training_seed": seed,
         "train_samples": prepared.get("splits", {}).get("train"),
         "results": results,
         "acceptance": acceptance(results),
@@ -303,14 +325,30 @@ def _val(trained: dict[str, Any]) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
+def _strengths(pairs: list[str]) -> dict[str, float]:
+    """``PART=VALUE`` arguments as {part: value} (parts of config.acquisition)."""
+    out = {}
+    for pair in pairs:
+        part, _, value = pair.partition("=")
+        if part not in ACQUISITION_SETTINGS or not value:
+            raise SystemExit(f"--aug-strength: expected PART=VALUE with PART in "
+                             f"{ACQUISITION_SETTINGS}, got {pair!r}")
+        out[part] = float(value)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=quickstart_config().num_train_steps)
-    parser.add_argument("--images", type=int, default=4, help="test images per set")
+    parser.add_argument("--images", type=int, default=8, help="test images per set")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 512))
     parser.add_argument("--quick", action="store_true", help="150 steps, 2 images per set")
     parser.add_argument("--aug-parts", nargs="+", choices=ACQUISITION_PARTS,
                         default=list(ACQUISITION_PARTS), help="augmentation parts of 'aug'")
+    parser.add_argument("--aug-strength", nargs="*", default=[], metavar="PART=VALUE",
+                        help="strengths of 'aug' other than config.acquisition's")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed of both models (default: the quickstart's)")
     parser.add_argument("--workdir", default="", help="kept (and reused); default: a temp dir")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "generalisation.json"))
     args = parser.parse_args()
@@ -321,13 +359,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="socseg_generalisation_") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        result = run(work, args.steps, args.images, tuple(args.shape), tuple(args.aug_parts))
+        result = run(work, args.steps, args.images, tuple(args.shape), tuple(args.aug_parts),
+                     _strengths(args.aug_strength), args.seed)
     result = {
         "command": " ".join(["python", "benchmarks/generalisation.py", *sys.argv[1:]]),
         "steps": args.steps, "images_per_set": args.images, "shape": list(args.shape),
         "test_seeds": [TEST_SEED0, TEST_SEED0 + args.images - 1],
         "sets": {n: {"overrides": o, "gamma": g} for n, (o, g) in SETS.items()},
-        "segment_settings": "configs/segment.py defaults (data_bar auto, percentile, tta none)",
+        "segment_settings": ("configs/segment.py defaults (data_bar auto, percentile) with the "
+                             "quickstart's tta"),
         "cpu": cpu_info(), "total_wall_seconds": round(time.perf_counter() - started, 1),
         **result,
     }

@@ -142,7 +142,7 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
     times = [OXIDATION_MIN[i % len(OXIDATION_MIN)] for i in range(max(n_test, n_train))]
     test = [_sample(overrides, size, 1000 + i, times[i]) for i in range(n_test)]
     train = [_sample(overrides, size, 2000 + i, times[i]) for i in range(n_train)]
-    forest = _ceiling_forest(train, seed=0)
+    supervised = _ceiling_forest(train, seed=0)
     kinds = ("stage_a", "mean_field", "forest", "scribbles", "ceiling")
     pooled = {k: np.zeros((4, 4), np.int64) for k in kinds}
     scribbled_px = 0
@@ -153,7 +153,7 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
         scribbled_px += int((marks > 0).sum())
         sc, _, _ = scribbles.label_from_scribbles(sem, evidence, stage_a, conf, marks, seed=0)
         feats = forest.pixel_features(sem, evidence, stage_a).reshape(truth.size, -1)
-        ceiling = forest.predict(feats).reshape(truth.shape).astype(np.uint8)
+        ceiling = supervised.predict(feats).reshape(truth.shape).astype(np.uint8)
         for key, pred in (
             ("stage_a", stage_a),
             ("mean_field", mf),

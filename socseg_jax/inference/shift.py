@@ -6,6 +6,13 @@ noise and edge strength, the mean predictive entropy and the low-confidence area
 stores their mean and spread over its own images (``shift_reference.json`` in the train
 workdir, beside the checkpoints); ``segment`` scores every image as the largest
 |feature - mean| / spread and warns above ``config.shift_threshold``.
+
+The spread is a small-sample *prediction* spread: a reference of n images estimates mean and
+standard deviation with error, so a new in-domain image lies t-distributed (n - 1 degrees of
+freedom) around the mean, not normally. The standard deviation is widened by
+sqrt(1 + 1/n) and by the ratio of the t to the normal quantile at ``SIGMA_SCALE`` normal
+sigmas, so that a score means the same ("as rare as that many sigmas") for a reference of 5
+images as for one of 500, and the threshold does not depend on the reference's size.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from socseg_jax.core.atomic import write_json_atomic
 from socseg_jax.training.checkpoints import companion_file
@@ -27,6 +35,7 @@ LOW_CONFIDENCE = 0.6  # max-probability below this counts as a low-confidence pi
 SPREAD_FLOOR = {"q05": 0.03, "q25": 0.03, "q50": 0.03, "q75": 0.03, "q95": 0.03,
                 "noise": 0.004, "edges": 0.006, "mean_entropy": 0.03, "low_confidence": 0.03}
 FEATURES = tuple(SPREAD_FLOOR)
+SIGMA_SCALE = 3.0  # normal sigmas at which the t quantile is matched (the default threshold)
 _SAMPLE = 1 << 20  # pixels used for the quantiles of large images
 
 
@@ -49,16 +58,32 @@ def image_features(image: np.ndarray, entropy: np.ndarray, max_prob: np.ndarray)
     return features
 
 
-def build_reference(features: Iterable[dict]) -> dict[str, Any]:
-    """Mean and spread (standard deviation, floored) of each feature over training images."""
+def prediction_spread_factor(num_images: int) -> float:
+    """Factor from the sample standard deviation of ``num_images`` reference images to the
+    spread of a new image's feature (see the module docstring); 0 for a single image (its
+    spread is the floor)."""
+    if num_images < 2:
+        return 0.0
+    tail = stats.norm.cdf(SIGMA_SCALE)
+    t_over_z = stats.t.ppf(tail, num_images - 1) / SIGMA_SCALE
+    return float(math.sqrt(1.0 + 1.0 / num_images) * t_over_z)
+
+
+def build_reference(features: Iterable[dict], tta: str = "none") -> dict[str, Any]:
+    """Mean and prediction spread (small-sample widened, floored) of each feature over the
+    training images, predicted with test-time augmentation ``tta``."""
     rows = list(features)
     if not rows:
         raise ValueError("a shift reference needs at least one image")
     values = {f: np.array([r[f] for r in rows], np.float64) for f in FEATURES}
+    factor = prediction_spread_factor(len(rows))
+    ddof = 1 if len(rows) > 1 else 0
     return {
         "num_images": len(rows),
+        "tta": tta,
         "mean": {f: float(v.mean()) for f, v in values.items()},
-        "spread": {f: max(float(v.std()), SPREAD_FLOOR[f]) for f, v in values.items()},
+        "spread": {f: max(factor * float(v.std(ddof=ddof)), SPREAD_FLOOR[f])
+                   for f, v in values.items()},
     }
 
 

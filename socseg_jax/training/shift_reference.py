@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import tifffile
+from ml_collections import ConfigDict
 
 from data_prep.tfds_builder import dataset_metadata, open_split, resolve_dataset_dir
 from socseg_jax.configs.common import predict_config
@@ -37,22 +38,26 @@ def reference_images(dataset_dir: str, limit: int) -> list[Path]:
     return [p for p in paths if p.is_file()][:limit]
 
 
-def write_shift_reference(workdir: Path, dataset_dir: str, limit: int) -> None:
-    """Predicts up to ``limit`` training images with the run's latest checkpoint, as `segment`
-    does by default (configs/common.py ``predict_config``), and stores their features' mean
+def write_shift_reference(
+    workdir: Path, dataset_dir: str, limit: int, predict: ConfigDict | None = None
+) -> None:
+    """Predicts up to ``limit`` training images with the run's latest checkpoint, with the
+    run's ``predict`` settings (default: segment's, configs/common.py ``predict_config``; the
+    quickstart's flips TTA gives other uncertainty features), and stores their features' mean
     and spread in ``<workdir>/shift_reference.json``."""
     images = reference_images(dataset_dir, limit)
     if not images:
         log.info("no prepared full-size images beside %s: no shift reference", dataset_dir)
         return
     model, _, _ = checkpoints.load_model(workdir)
-    predictor = predictor_from_config(make_model_apply_fn(model), predict_config())
+    predict = predict or predict_config()
+    predictor = predictor_from_config(make_model_apply_fn(model), predict)
     rows = []
     for path in images:
         image = to_model_input(tifffile.imread(path))
         maps = predictor.predict_maps(image, ("entropy", "max_prob"))
         rows.append(image_features(image, maps["entropy"], maps["max_prob"]))
-    write_reference(workdir, build_reference(rows))
+    write_reference(workdir, build_reference(rows, tta=predict.tta))
     log.info("shift reference from %d training images → %s", len(rows), workdir)
 
 

@@ -11,8 +11,10 @@ from data_prep.tfds_builder import build_dataset
 from socseg_jax.core.intensity import normalize_sem
 from socseg_jax.inference.shift import (
     FEATURES,
+    SIGMA_SCALE,
     SPREAD_FLOOR,
     build_reference,
+    prediction_spread_factor,
     read_reference,
     shift_score,
 )
@@ -31,6 +33,23 @@ def test_score_is_the_largest_standardised_distance():
     far = dict(reference["mean"]) | {"noise": reference["mean"]["noise"] + 0.5}
     score, feature = shift_score(far, reference)
     assert feature == "noise" and score == pytest.approx(0.5 / reference["spread"]["noise"])
+
+
+@pytest.mark.parametrize("num_images", [5, 40])
+def test_false_alarm_rate_does_not_depend_on_the_reference_size(num_images):
+    """An in-domain image scores above SIGMA_SCALE as rarely as a normal SIGMA_SCALE-sigma event
+    (two-sided 0.27 %), whether the reference has 5 images or 40; the plain standard deviation
+    of 5 images would flag ~4 % of them."""
+    rng = np.random.default_rng(0)
+    trials = 400_000
+    reference = rng.normal(size=(trials, num_images))
+    new = rng.normal(size=trials)
+    distance = np.abs(new - reference.mean(axis=1))
+    corrected = distance / (prediction_spread_factor(num_images) * reference.std(axis=1, ddof=1))
+    rate = float(np.mean(corrected > SIGMA_SCALE))
+    assert rate == pytest.approx(0.0027, rel=0.2)
+    if num_images == 5:
+        assert float(np.mean(distance / reference.std(axis=1) > SIGMA_SCALE)) > 0.03
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +85,8 @@ def test_foreign_image_is_flagged_and_in_domain_is_not(run_with_reference, tmp_p
     config = get_config()
     config.input, config.output_dir = str(images), str(tmp_path / "out")
     config.checkpoint = str(workdir)
-    # The default (3) is calibrated on references of 8 realistic images
-    # (benchmarks/generalisation.py); this toy reference has 5 images of random disks, whose
-    # spreads are too narrow for it (the held-out toy image scores ~5).
-    config.shift_threshold = 6.0
+    # The default threshold holds for this 5-image toy reference too: the spreads are
+    # small-sample prediction spreads (the plain standard deviation gave the held-out image ~5).
     config.predict.update(patch_size=32, stride=16, batch_size=4)
     segment.run(config, None)
     with open(tmp_path / "out" / "summary.csv", newline="") as f:

@@ -49,8 +49,11 @@ def test_every_part_switches_off_and_settings_are_checked():
     out = AcquisitionAugment(off).random_map(record, np.random.default_rng(0))
     np.testing.assert_array_equal(out["image"], record["image"])
     np.testing.assert_array_equal(out["label"], record["label"])
-    for key in ("gamma", "contrast", "brightness", "gradient", "noise_sigma"):
-        one = settings(**{k: 0.0 for k in SETTINGS} | {key: settings()[key]})
+    # gamma, contrast and brightness are off by default (measured): switched on here
+    strengths = {"gamma": 1.4, "contrast": 0.25, "brightness": 0.08,
+                 "gradient": settings().gradient, "noise_sigma": settings().noise_sigma}
+    for key, strength in strengths.items():
+        one = settings(**{k: 0.0 for k in SETTINGS} | {key: strength})
         out = AcquisitionAugment(one).random_map(record, np.random.default_rng(1))
         assert not np.array_equal(out["image"], record["image"]), key
         np.testing.assert_array_equal(out["label"], record["label"])
