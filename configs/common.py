@@ -46,7 +46,9 @@ def prepare_config() -> ConfigDict:
             # overlay: drawn over the scan (Zeiss; EDS covers the bar rows), appended: below
             # it (FEI/Thermo; EDS covers the image above), auto: both tried, better kept.
             "data_bar_convention": "auto",
-            "eds_step_nm": 0.0,  # EDS pixel size when files lack it (0 = unknown/searched)
+            # EDS pixel size when the files lack it (H5OINA step, TIFF resolution tags);
+            # 0 = unknown: a sub-area's scale is searched
+            "eds_step_nm": 0.0,
             "element_pattern": "",  # regex for EDS map names; group 'el' = element
             "labels_file_encoding": "auto",  # labels.tif files: auto, ids, grey, ilastik
             "registration": "similarity",  # translation, similarity or affine

@@ -174,8 +174,8 @@ def _label_from_eds(
 
 def _locate_eds(raw: RawSample, settings: ConfigDict) -> RawSample:
     """``raw`` cut to the part of the SEM image its EDS maps cover, when they cover a
-    sub-area: at the scale of the pixel sizes when known (H5OINA step or
-    ``prepare.eds_step_nm``), else searched."""
+    sub-area: at the scale of the pixel sizes when known (H5OINA step, the EDS TIFFs'
+    resolution tags, or ``prepare.eds_step_nm``), else searched."""
     if not raw.eds or "eds_box_px" in raw.metadata:
         return raw
     scale = raw.metadata.get("eds_scale_from_steps")

@@ -21,8 +21,11 @@ from data_prep.readers.label_maps import (
     read_label_values,
     scribbles_from_values,
 )
-from data_prep.readers.sem_metadata import read_sem_metadata
+from data_prep.readers.sem_metadata import read_pixel_size_nm, read_sem_metadata
 from data_prep.samples.files import SampleFiles, sample_files
+
+# EDS step / SEM pixel ratios taken from TIFF resolution tags; outside: not a pixel size.
+MIN_EDS_SCALE, MAX_EDS_SCALE = 0.5, 32.0
 
 
 @dataclass
@@ -125,6 +128,10 @@ def read_raw_sample(
         grid = sem.shape[1] / next(iter(eds.values())).shape[1]
         metadata["eds_scale_from_steps"] = h5.step_um[1] * 1e3 / pixel
         metadata["eds_scale_from_grid"] = grid
+    elif pixel and metadata.get("eds_step_nm"):
+        scale = metadata["eds_step_nm"] / pixel
+        if MIN_EDS_SCALE <= scale <= MAX_EDS_SCALE:  # else a default dpi or a wrong tag
+            metadata["eds_scale_from_steps"] = scale
     return RawSample(files.name, sem, eds, labels, pixel, metadata, extra, scribbles, warnings)
 
 
@@ -186,6 +193,9 @@ def _decode_files(
         found = find_eds_maps(eds_src, element_pattern) if eds_src is not None else {}
         eds = {el: read_eds_map(p, max_bytes) for el, p in found.items()}
         metadata["eds_files"] = {el: p.name for el, p in found.items()}
+        steps = {read_pixel_size_nm(p) for p in found.values()} - {None}
+        if len(steps) == 1:  # every map's TIFF resolution tags give one pixel size
+            metadata["eds_step_nm"] = steps.pop()
     label_values = (
         read_label_values(files.labels, max_bytes=max_bytes) if files.labels is not None else None
     )
