@@ -56,6 +56,7 @@ from socseg_jax.configs.segment import get_config as segment_config  # noqa: E40
 from data_prep import synthetic  # noqa: E402
 from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
+from socseg_jax.inference.shift import read_reference  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
 from socseg_jax.training.acquisition import SETTINGS as ACQUISITION_SETTINGS  # noqa: E402
 from socseg_jax.training.shift_reference import write_shift_reference  # noqa: E402
@@ -149,9 +150,11 @@ def train_model(
     done = train_dir / "train_result.json"
     config = quickstart_config()
     if done.is_file() and json.loads(done.read_text()).get("final_step") == steps:
-        log.info("reusing the trained model in %s (its shift reference rebuilt)", train_dir)
-        write_shift_reference(train_dir, str(work / "data"), config.shift_reference_images,
-                              config.predict)
+        log.info("reusing the trained model in %s", train_dir)
+        reference = read_reference(train_dir)
+        if reference is None or reference.get("tta") != config.predict.tta:  # an older format
+            write_shift_reference(train_dir, str(work / "data"), config.shift_reference_images,
+                                  config.predict)
         return json.loads(done.read_text())
     shutil.rmtree(train_dir, ignore_errors=True)
     config.dataset_dir = str(work / "data")
@@ -286,7 +289,7 @@ def run(
     name = "_".join([*parts, *(f"{k}{v:g}" for k, v in sorted(strengths.items()))])
     trained_as = {"no_aug": "no_aug", "aug": "aug" if every else "aug_" + name}
     if seed is not None:
-        trained_as = {model: f"{name}_seed{seed}" for model, name in trained_as.items()}
+        trained_as = {model: f"{folder}_seed{seed}" for model, folder in trained_as.items()}
     wall: dict[str, float] = {}
     t = time.perf_counter()
     prepared = prepare_training_data(work)

@@ -2,7 +2,7 @@
 
 from ml_collections import ConfigDict
 
-from data_prep.labels.eds_rules import DEFAULT_THRESHOLDS
+from data_prep.labels.thresholds import DEFAULT_THRESHOLDS
 
 # Readers refuse a file whose header declares more than this many bytes of decoded pixels
 # (the readers' keyword default; jobs pass config.max_image_bytes / prepare.max_image_bytes).
@@ -55,7 +55,7 @@ def prepare_config() -> ConfigDict:
             # Stage (b) at SEM resolution: mean_field (EDS prior x SEM likelihood), forest,
             # none. A sample with scribbles.png is labelled from its scribbles instead.
             "refine_labels": "mean_field",
-            "label_thresholds": dict(DEFAULT_THRESHOLDS),  # data_prep/labels/eds_rules.py
+            "label_thresholds": dict(DEFAULT_THRESHOLDS),  # data_prep/labels/thresholds.py
             "sampler": "grid",  # grid or random (IoU-capped, the study's)
             "patches_per_image": 0,  # random sampler: 0 = as many as the grid
             "max_patch_iou": 0.25,

@@ -12,31 +12,15 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
+from data_prep.labels.thresholds import (
+    DEFAULT_THRESHOLDS,
+    NIO_THRESHOLD,
+    SEM_WEIGHT,
+    YSZ_THRESHOLD,
+)
 from socseg_jax.core.phases import NUM_CLASSES
 
 PORE, NIO, NI, YSZ = 0, 1, 2, 3
-
-
-NIO_O_RATIO = 0.75  # O in NiO relative to O in YSZ (O atom fractions 0.50 / 0.66)
-
-
-# Threshold slightly below halfway (0.4 of NiO's level NIO_O_RATIO): thin NiO shells are
-# diluted by the EDS blur, metallic Ni stays near 0.
-NIO_THRESHOLD = 0.3
-
-
-# Weight of the SEM vote in the pore/solid decision (EDS gets the rest). 0.3, not the 0.65
-# tuned on the default simulator: over 40 randomised tuning samples (seeds 5000-5039) it
-# raised the median label mIoU at EDS <= 4x from 0.596 to 0.700 (sub-surface texture seen
-# through pores makes the SEM vote unreliable; the pore edges still follow the SEM through
-# the local-midpoint refinement), and the default preset did not lose (pooled 0.896 -> 0.903).
-SEM_WEIGHT = 0.3
-
-
-YSZ_THRESHOLD = 0.5  # (Zr + Y) share of the normalised cation signal above which it is YSZ
-
-
-DEFAULT_THRESHOLDS = {"nio": NIO_THRESHOLD, "sem_weight": SEM_WEIGHT, "ysz": YSZ_THRESHOLD}
 
 
 SEM_SIGMA = 0.5  # SEM denoising before the pore/solid decision (px)
@@ -92,7 +76,7 @@ def eds_evidence(
     if missing:
         raise ValueError(f"eds_labels: missing element map(s) {missing}")
     th = dict(thresholds or {})
-    unknown = set(th) - {"nio", "sem_weight", "ysz"}
+    unknown = set(th) - set(DEFAULT_THRESHOLDS)
     if unknown:
         raise ValueError(f"eds_labels: unknown threshold name(s) {sorted(unknown)}")
     nio_threshold = float(th.get("nio", NIO_THRESHOLD))

@@ -220,10 +220,10 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
     if reference is None:
         log.info("no shift reference with %s: images are not checked against the training "
                  "images", config.checkpoint)
-    elif reference.get("tta", "none") != config.predict.tta:
+    elif (reference_tta := reference.get("tta", "none")) != config.predict.tta:
         log.warning("the shift reference was predicted with tta=%s, this run uses tta=%s: "
                     "the uncertainty features (entropy, low-confidence area) are not "
-                    "comparable and shift scores read higher", reference.get("tta", "none"),
+                    "comparable and shift scores read higher", reference_tta,
                     config.predict.tta)
     log.info("%d images to segment (shard %d of %d)", len(jobs), shard_index, num_shards)
     recorder = Recorder.from_config(analysis_settings(config)) if config.analyze else None
