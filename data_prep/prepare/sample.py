@@ -19,7 +19,7 @@ from data_prep.labels.eds_rules import eds_evidence, eds_labels
 from data_prep.labels.refinement import refine
 from data_prep.labels.scribbles import ScribbleError
 from data_prep.prepare.checks import eds_resolution_warnings, mean_iou, truth_confusions
-from data_prep.registration import common_grid, register_eds
+from data_prep.registration import RegistrationError, common_grid, register_eds
 from data_prep.samples.files import SampleFiles
 from data_prep.samples.raw_sample import RawSample, crop_to_box, read_raw_sample
 from data_prep.tfds_builder import PreparedSample
@@ -113,7 +113,21 @@ def prepare_sample(
         result = _Labelled(raw.labels.astype(np.uint8), np.ones(raw.labels.shape, np.float32))
         report.label_source = "labels file"
     else:
-        result = _label_from_eds(raw, sem, settings, seed, report, step)
+        try:
+            result = _label_from_eds(raw, sem, settings, seed, report, step)
+        except RegistrationError as whole_field:
+            located = _same_aspect_sub_area(raw)
+            if located is None:
+                raise
+            sem = normalize_sem(located.sem, int(settings.local_contrast_px))
+            report.metadata = located.metadata
+            try:
+                result = _label_from_eds(located, sem, settings, seed, report, step)
+            except RegistrationError:
+                raise whole_field from None  # the whole field's reason is the one to read
+            raw = located
+            report.warn(f"the EDS maps did not register on the whole field; they cover a "
+                        f"sub-area of its aspect, {raw.metadata['eds_box_source']}")
     counts = np.bincount(result.labels.ravel(), minlength=NUM_CLASSES)
     report.class_fractions = (counts / counts.sum()).round(4).tolist()
     report.mean_confidence = round(float(result.confidence.mean()), 4)
@@ -186,6 +200,24 @@ def _locate_eds(raw: RawSample, settings: ConfigDict) -> RawSample:
     shape = next(iter(eds.values())).shape
     if not is_sub_area(raw.sem.shape, shape, int(raw.metadata.get("data_bar_rows", 0)), scale):
         return raw
+    return _cut_to_located(raw, scale)
+
+
+def _same_aspect_sub_area(raw: RawSample) -> RawSample | None:
+    """``raw`` cut to the sub-area its maps cover when they have the image's aspect and no
+    pixel sizes tell their scale (``is_sub_area`` cannot see that case): searched at every
+    scale below the whole field's. Tried after the whole field failed to register; None when
+    the case does not apply or the search finds only the whole field."""
+    if "eds_box_px" in raw.metadata or raw.metadata.get("eds_scale_from_steps"):
+        return None
+    located = _cut_to_located(raw, None)
+    return None if located.sem.shape == raw.sem.shape else located
+
+
+def _cut_to_located(raw: RawSample, scale: float | None) -> RawSample:
+    """``raw`` cut to the box ``locate_sub_area`` finds for its maps (at ``scale``, or
+    searched)."""
+    eds, _ = common_grid(raw.eds)
     area = locate_sub_area(normalize_sem(raw.sem), eds, scale)
     how = "at the pixel sizes' scale" if scale else f"searched, scale {area.scale:.3f}"
     return crop_to_box(raw, area.box, f"located ({how}, match R² {area.score:.2f})")

@@ -216,6 +216,10 @@ def bar_raw_dir(tmp_path_factory):
     shutil.copytree(plain / "sample_001_ox10", sub)
     for path in (sub / "eds").iterdir():  # maps of rows 10-69, columns 16-79 of the EDS grid
         tifffile.imwrite(path, tifffile.imread(path)[10:70, 16:80])
+    square = raw / "sub_area_same_aspect"  # the image's aspect and no pixel sizes: searched
+    shutil.copytree(plain / "sample_001_ox10", square)
+    for path in (square / "eds").iterdir():  # rows 10-57, columns 16-63: SEM box (20, 32, 96, 96)
+        tifffile.imwrite(path, tifffile.imread(path)[10:58, 16:64])
     return raw
 
 
@@ -240,10 +244,13 @@ def test_data_bar_conventions_and_sub_area(bar_raw_dir, tmp_path):
     for name, s in samples.items():
         meta = s["metadata"]
         labels = tifffile.imread(out / "labels" / f"{name}_labels.tif")
-        if name == "sub_area":
+        if name.startswith("sub_area"):
             assert meta["data_bar_convention"] == "sub-area" and "located" in meta["eds_box_source"]
             y0, x0, bh, bw = meta["eds_box_px"]
             assert abs(y0 - 20) <= 8 and abs(x0 - 32) <= 8 and labels.shape == (bh, bw)
+            assert (bh, bw) == (120, 128) if name == "sub_area" else abs(bh - 96) <= 4
+            same_aspect_warned = any("sub-area of its aspect" in w for w in s["warnings"])
+            assert same_aspect_warned == (name == "sub_area_same_aspect"), s["warnings"]
             continue
         expected = "overlay" if name == "overlay_bar" else "appended"
         assert meta["data_bar_convention"] == expected, (name, meta["registration_qualities"])
