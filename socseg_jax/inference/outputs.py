@@ -34,7 +34,7 @@ FRACTION_FIELDS = [f"{name}_percent" for name in CLASS_NAMES]
 SUMMARY_FIELDS = (
     ["path", "status", "reason", "height", "width", "pixel_size_nm", "data_bar_rows"]
     + FRACTION_FIELDS
-    + ["mean_max_prob", "mean_entropy", "shift_score", "warning", "seconds"]
+    + ["mean_max_prob", "mean_entropy", "shift_score", "warning", "level_gamma", "seconds"]
 )
 MAP_DTYPES = {"proba": np.float16, "entropy": np.float16, "max_prob": np.float16}
 
@@ -76,7 +76,8 @@ def write_outputs(
 ) -> dict[str, Any]:
     """Writes an image's maps (atomically; the overlay last) and returns its summary row.
 
-    ``shift``: the row's ``shift_score`` and ``warning`` (an empty warning: like training).
+    ``shift``: the row's ``shift_score``, ``warning`` (empty: like training) and
+    ``level_gamma`` (the grey-level calibration applied, 1 for none).
     """
     paths = job.paths(output_dir)
     labels = maps["labels"]

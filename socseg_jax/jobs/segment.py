@@ -24,7 +24,7 @@ from tqdm import tqdm
 from socseg_jax.analysis.reading import LabelFile
 from socseg_jax.analysis.records import Recorder
 from socseg_jax.core.errors import UserError
-from socseg_jax.inference import outputs
+from socseg_jax.inference import levels, outputs
 from socseg_jax.inference.archive import ImageJob, discover_images, shard_jobs
 from socseg_jax.inference.image_input import load_image, resolve_normalisation
 from socseg_jax.inference.loading import build_predictor, load_models
@@ -111,10 +111,10 @@ def segment_images(
             started = time.monotonic()
             try:
                 image, info = loaded.result()
-                maps = predictor.predict_maps(
-                    image, outputs.map_kinds(options), outputs.MAP_DTYPES
-                )
-                shift = _shift_check(image, maps, reference, options.shift_threshold)
+                predict = partial(predictor.predict_maps, kinds=outputs.map_kinds(options),
+                                  dtypes=outputs.MAP_DTYPES)
+                maps = predict(image)
+                maps, shift = _checked(predict, image, maps, reference, options)
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
                 progress.done(index, outputs.failed_row(job, err))
                 continue
@@ -170,18 +170,25 @@ def _prefetch(
     yield from queue
 
 
-def _shift_check(
-    image: Any, maps: dict[str, Any], reference: dict[str, Any] | None, threshold: float
-) -> dict[str, Any]:
-    """The summary's shift_score and warning of one image (empty without a reference)."""
+def _checked(
+    predict: Callable[[Any], dict[str, Any]], image: Any, maps: dict[str, Any],
+    reference: dict[str, Any] | None, options: ConfigDict,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(maps, the summary's shift_score, warning and level_gamma) of one image: the shift
+    check on the image as read, then the grey-level calibration (``inference.levels``; maps
+    predicted again when it applies). Without a reference: the maps as they are, no columns."""
     if reference is None:
-        return {}
+        return maps, {}
     features = image_features(image, maps["entropy"], maps["max_prob"])
     score, feature = shift_score(features, reference)
     warning = ""
-    if score > threshold:
+    if score > options.shift_threshold:
         warning = f"unlike the training images ({feature} {score:.1f} spreads away)"
-    return {"shift_score": round(score, 2), "warning": warning}
+    gamma = 1.0
+    if options.calibrate_levels:
+        maps, gamma = levels.calibrate(predict, image, maps, reference, features)
+    return maps, {"shift_score": round(score, 2), "warning": warning,
+                  "level_gamma": round(gamma, 3)}
 
 
 def _finished_write(

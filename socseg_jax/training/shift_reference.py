@@ -1,6 +1,7 @@
 """The shift reference of a training run: the features (``inference.shift``) of its own
 training and validation images, predicted by the trained model, stored beside the checkpoints
-so that `segment` can tell which archive images are unlike them."""
+so that `segment` can tell which archive images are unlike them, with the class grey levels
+that its grey-level calibration (``inference.levels``) aligns images to."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from data_prep.tfds_builder import dataset_metadata, open_split, resolve_dataset
 from socseg_jax.configs.common import predict_config
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.intensity import to_model_input
+from socseg_jax.inference.levels import class_levels, reference_levels
 from socseg_jax.inference.loading import predictor_from_config
 from socseg_jax.inference.model_apply import make_model_apply_fn
 from socseg_jax.inference.shift import build_reference, image_features, write_reference
@@ -52,12 +54,15 @@ def write_shift_reference(
     model, _, _ = checkpoints.load_model(workdir)
     predict = predict or predict_config()
     predictor = predictor_from_config(make_model_apply_fn(model), predict)
-    rows = []
+    rows, levels = [], []
     for path in images:
         image = to_model_input(tifffile.imread(path))
-        maps = predictor.predict_maps(image, ("entropy", "max_prob"))
+        maps = predictor.predict_maps(image, ("labels", "entropy", "max_prob"))
         rows.append(image_features(image, maps["entropy"], maps["max_prob"]))
-    write_reference(workdir, build_reference(rows, tta=predict.tta))
+        levels.append(class_levels(image, maps["labels"], maps["max_prob"]))
+    reference = build_reference(rows, tta=predict.tta)
+    reference["class_levels"] = reference_levels(levels)  # for inference.levels
+    write_reference(workdir, reference)
     log.info("shift reference from %d training images → %s", len(rows), workdir)
 
 

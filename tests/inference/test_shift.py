@@ -92,5 +92,7 @@ def test_foreign_image_is_flagged_and_in_domain_is_not(run_with_reference, tmp_p
     with open(tmp_path / "out" / "summary.csv", newline="") as f:
         rows = {row["path"].rsplit("/", 1)[1]: row for row in csv.DictReader(f)}
     assert rows["in_domain.tif"]["warning"] == "", rows["in_domain.tif"]
+    assert len(reference["class_levels"]) == 4  # the grey-level calibration's targets
+    assert float(rows["in_domain.tif"]["level_gamma"]) == 1.0  # left as it is
     assert "unlike the training images" in rows["foreign.tif"]["warning"]
     assert float(rows["foreign.tif"]["shift_score"]) > float(rows["in_domain.tif"]["shift_score"])
