@@ -26,15 +26,16 @@ def test_sub_area_recognised():
     assert not is_sub_area((300, 400), (150, 200), 0, 2.0)
 
 
-def _sub_area(seed, ds):
-    """Maps of a sub-area of a simulated sample, and its true SEM px -> sub-map index map."""
+def _sub_area(seed, ds, width=0.6):
+    """Maps of a sub-area (half the rows, ``width`` of the columns) of a simulated sample, and
+    its true SEM px -> sub-map index map."""
     shape = (384, 384)
     p = SimulationParams(shape=shape, eds_downsample=ds, max_drift_px=6.0,
                          max_rotation_deg=1.0, oxidation_min=10)
     s = simulate_sample(p, seed)
     n = shape[0] // ds
     ya, xa = n // 6, n // 4
-    sub = {k: m[ya : ya + n // 2, xa : xa + 3 * n // 5] for k, m in s.eds.items()}
+    sub = {k: m[ya : ya + n // 2, xa : xa + round(width * n)] for k, m in s.eds.items()}
     th = np.radians(s.rotation_deg)
     a = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])
     c = (np.array(shape) - 1) / 2
@@ -46,10 +47,12 @@ def _sub_area(seed, ds):
     return s, sub, true_index
 
 
-@pytest.mark.parametrize(("seed", "ds", "known"), [(0, 2, True), (1, 3, False), (2, 2, False)])
-def test_sub_area_located(seed, ds, known):
+@pytest.mark.parametrize(("seed", "ds", "known", "width"),
+                         [(0, 2, True, 0.6), (1, 3, False, 0.6), (2, 2, False, 0.6),
+                          (3, 2, False, 0.5)])  # the last: the image's own aspect
+def test_sub_area_located(seed, ds, known, width):
     """Acceptance: a sub-area map located (scale known or searched) to better than 2 px."""
-    s, sub, true_index = _sub_area(seed, ds)
+    s, sub, true_index = _sub_area(seed, ds, width)
     sem = normalize_sem(s.sem)
     area = locate_sub_area(sem, sub, float(ds) if known else None)
     y0, x0, bh, bw = area.box
