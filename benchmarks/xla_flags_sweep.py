@@ -4,7 +4,8 @@ Each flag set runs in a fresh process (XLA reads XLA_FLAGS once, at backend star
 process times the same workloads with socseg_jax.benchmark's runners (median of repetitions
 after warm-up). Results go to benchmarks/xla_flags_sweep.json and RESULTS.md's log.
 
-python benchmarks/xla_flags_sweep.py [--batch-size 8] [--repetitions 5] [--flags "A" "B" ...]
+python benchmarks/xla_flags_sweep.py [--batch-size 8] [--repetitions 5] [--dtype bfloat16]
+                                     [--flags "A" "B" ...]
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ DEFAULT_FLAG_SETS = (
 )
 
 
-def _child(batch_size: int, steps: int, repetitions: int) -> None:
-    """In a fresh process: train and inference rates of the default U-Net, as JSON."""
+def _child(batch_size: int, steps: int, repetitions: int, dtype: str) -> None:
+    """In a fresh process: train and inference rates of the default U-Net computing in
+    ``dtype``, as JSON."""
     sys.path.insert(0, str(ROOT))
     from socseg_jax.jobs import benchmark as bench
     from socseg_jax.models.unet import UNetConfig
 
-    config = UNetConfig()
+    config = UNetConfig(compute_dtype=dtype)
     runners = [bench.train_runner(config, 256, batch_size, steps),
                bench.inference_runner(config, 256, batch_size, 1)]
     seconds = bench.measure(runners, repetitions, warmup=1)
@@ -45,18 +47,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--dtype", default="float32", help="compute dtype (bfloat16: oneDNN's "
+                        "AMX / AVX512-BF16 paths)")
     parser.add_argument("--flags", nargs="*", default=list(DEFAULT_FLAG_SETS))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "xla_flags_sweep.json")
     args = parser.parse_args()
     if args.child:
-        _child(args.batch_size, args.steps, args.repetitions)
+        _child(args.batch_size, args.steps, args.repetitions, args.dtype)
         return
     results = {}
     for flags in args.flags:
         env = os.environ | {"XLA_FLAGS": flags}
         command = [sys.executable, __file__, "--child", "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--repetitions", str(args.repetitions)]
+                   "--steps", str(args.steps), "--repetitions", str(args.repetitions),
+                   "--dtype", args.dtype]
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         load = os.getloadavg()
         if proc.returncode:

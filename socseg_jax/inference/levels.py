@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from socseg_jax.core.phases import NUM_CLASSES
+from socseg_jax.inference.shift import grey_channel, sample_step
 
 CONFIDENT = 0.9  # max class probability of the pixels that define a class's grey level
 MIN_CLASS_FRACTION = 0.005  # a class needs this share of confident pixels to give a level
@@ -39,9 +40,8 @@ _SAMPLE = 1 << 22  # pixels used for the levels of large images
 
 def class_levels(image: np.ndarray, labels: np.ndarray, max_prob: np.ndarray) -> list[float | None]:
     """Median grey level of each class over its confident interior pixels (None: too few)."""
-    step = max(1, math.isqrt(max(1, labels.size // _SAMPLE)))
-    grey = np.asarray(image, np.float32)
-    grey = (grey[..., 0] if grey.ndim == 3 else grey)[::step, ::step]
+    step = sample_step(labels.size, _SAMPLE)
+    grey = grey_channel(image)[::step, ::step]
     labels, sure = labels[::step, ::step], max_prob[::step, ::step] > CONFIDENT
     out: list[float | None] = []
     for c in range(NUM_CLASSES):

@@ -39,12 +39,23 @@ SIGMA_SCALE = 3.0  # normal sigmas at which the t quantile is matched (the defau
 _SAMPLE = 1 << 20  # pixels used for the quantiles of large images
 
 
+def grey_channel(image: np.ndarray) -> np.ndarray:
+    """The grey (first) channel of a model input (H, W[, C]) as float32."""
+    grey = np.asarray(image, np.float32)
+    return grey[..., 0] if grey.ndim == 3 else grey
+
+
+def sample_step(num_pixels: int, budget: int) -> int:
+    """Stride in both axes that leaves about ``budget`` of ``num_pixels`` (1 for small images),
+    so that statistics of huge images cost bounded work."""
+    return max(1, math.isqrt(max(1, num_pixels // budget)))
+
+
 def image_features(image: np.ndarray, entropy: np.ndarray, max_prob: np.ndarray) -> dict:
     """The features of one image: ``image`` the model input (H, W[, C]) in [0, 1], ``entropy``
     and ``max_prob`` the predictor's uncertainty maps."""
-    grey = np.asarray(image, np.float32)
-    grey = grey[..., 0] if grey.ndim == 3 else grey
-    step = max(1, math.isqrt(max(1, grey.size // _SAMPLE)))
+    grey = grey_channel(image)
+    step = sample_step(grey.size, _SAMPLE)
     sample = grey[::step, ::step]
     quantiles = np.percentile(sample, [5, 25, 50, 75, 95])
     rows = grey[: 2048 * step : step]  # bounded work on huge images
