@@ -3,6 +3,7 @@
 from ml_collections import ConfigDict
 
 from data_prep.labels.thresholds import DEFAULT_THRESHOLDS
+from socseg_jax.models import study
 
 # Readers refuse a file whose header declares more than this many bytes of decoded pixels
 # (the readers' keyword default; jobs pass config.max_image_bytes / prepare.max_image_bytes).
@@ -16,9 +17,9 @@ def model_config() -> ConfigDict:
     """The study's U-Net: 16-32-64-128-256 filters, its dropout rates, 1 SEM channel, 4 phases."""
     return ConfigDict(
         {
-            "features": (16, 32, 64, 128, 256),
-            "encoder_dropout": (0.1, 0.1, 0.2, 0.2, 0.3),
-            "decoder_dropout": (0.2, 0.2, 0.1, 0.1),
+            "features": study.FEATURES,
+            "encoder_dropout": study.ENCODER_DROPOUT,
+            "decoder_dropout": study.DECODER_DROPOUT,
             "in_channels": 1,
             "num_classes": 4,
             "compute_dtype": "float32",

@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 
 from socseg_jax.core.errors import UserError
+from socseg_jax.models import study
 
 _COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 _TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
@@ -48,9 +49,9 @@ class UNetConfig:
     decoder level, ordered from the deepest (next to the bottleneck) to the shallowest.
     """
 
-    features: tuple[int, ...] = (16, 32, 64, 128, 256)
-    encoder_dropout: tuple[float, ...] = (0.1, 0.1, 0.2, 0.2, 0.3)
-    decoder_dropout: tuple[float, ...] = (0.2, 0.2, 0.1, 0.1)
+    features: tuple[int, ...] = study.FEATURES
+    encoder_dropout: tuple[float, ...] = study.ENCODER_DROPOUT
+    decoder_dropout: tuple[float, ...] = study.DECODER_DROPOUT
     in_channels: int = 1
     num_classes: int = 4
     compute_dtype: str = "float32"
