@@ -3,7 +3,8 @@ detector does to the same microstructure.
 
 Applied per record on the host inside the Grain pipeline (``grain.MapDataset.random_map``), so
 it is seeded by the record's position and a resumed run sees the same batches. On top of the
-D4 transforms, in this order (each off when its setting is 0, see ``config.acquisition``):
+D4 transforms, on a share ``apply_prob`` of the records (the others pass unchanged, as
+acquired), in this order (each off when its setting is 0, see ``config.acquisition``):
 
 - ``scale``: zoom by a factor in [1/(1+s), 1+s] about the patch centre (the study used
   shift-scale-rotate); the label is resampled with nearest neighbour, so it stays aligned;
@@ -38,16 +39,21 @@ class AcquisitionAugment(grain.transforms.RandomMap):
     """The augmentation of one record ``{"image": (P, P, C), "label": (P, P)}``."""
 
     def __init__(self, settings: ConfigDict):
-        unknown = set(settings) - {"enabled", *SETTINGS}
+        unknown = set(settings) - {"enabled", "apply_prob", *SETTINGS}
         if unknown:
             raise UserError(f"acquisition: unknown setting(s) {sorted(unknown)}")
         if any(settings[k] < 0 for k in SETTINGS) or settings.gamma and settings.gamma < 1:
             raise UserError("acquisition settings must be >= 0 (gamma >= 1, or 0 for off)")
+        if not 0 < settings.get("apply_prob", 1.0) <= 1 or settings.blur_prob > 1:
+            raise UserError("acquisition apply_prob must be in (0, 1], blur_prob <= 1")
         self.settings = settings
 
     def random_map(self, element: dict[str, np.ndarray], rng: np.random.Generator) -> Any:
         s = self.settings
         image, label = element["image"], element["label"]
+        share = s.get("apply_prob", 1.0)
+        if share < 1 and rng.random() >= share:  # (at 1: no draw, the stream of no such key)
+            return element
         top = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
         x = image.astype(np.float32) / top
         if s.scale:

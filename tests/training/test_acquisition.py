@@ -77,3 +77,16 @@ def test_augmented_batches_resume_exactly(tiny_dataset):
     plain = list(train_batches(str(tiny_dataset), 4, num_steps=5, seed=3))
     assert any(not np.array_equal(a["image"], b["image"]) for a, b in zip(run, plain,
                                                                             strict=True))
+
+
+def test_apply_prob_leaves_that_share_of_records_as_acquired():
+    record = disks()
+    half = AcquisitionAugment(settings(apply_prob=0.5))
+    unchanged = [np.array_equal(half.random_map(record, np.random.default_rng(seed))["image"],
+                                record["image"]) for seed in range(200)]
+    assert 0.38 < np.mean(unchanged) < 0.62  # binomial(200, 0.5): 5 sigma
+    every = AcquisitionAugment(settings())  # 1.0 by default: no record passes unchanged
+    assert not any(np.array_equal(every.random_map(record, np.random.default_rng(seed))["image"],
+                                  record["image"]) for seed in range(20))
+    with pytest.raises(UserError, match="apply_prob"):
+        AcquisitionAugment(settings(apply_prob=0.0))
