@@ -202,49 +202,24 @@ def _tta_average(
 def make_window_apply(
     apply_fn: ApplyFn | KeyedApply,
     tta: str,
-    micro_batch: int,
     devices: Sequence[jax.Device],
     counts: collections.Counter[str],
     jit_apply: bool = True,
-) -> Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]:
-    """``(windows, positions, base_key, valid) -> probabilities`` for one batch of windows.
+) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+    """``(windows, positions, base_key) -> probabilities`` for one call's windows.
 
     Each window's PRNG key is ``fold_in(fold_in(base_key, y), x)`` of its position, so
-    results do not depend on batching or banding. ``micro_batch`` windows go through the model
-    at a time; groups holding only dummy windows (``valid`` False) are skipped. With several
-    ``devices`` the batch is split over them (``jax.shard_map``). ``counts["apply"]`` counts
-    traces.
+    results do not depend on batching or banding. With several ``devices`` the windows are
+    split over them (``jax.shard_map``). ``counts["apply"]`` counts traces.
     """
     run_windows = _tta_average(apply_fn, np.asarray(TTA_TRANSFORMS[tta], np.int32))
 
-    def apply(
-        batch: jax.Array, positions: jax.Array, base_key: jax.Array, valid: jax.Array
-    ) -> jax.Array:
+    def apply(batch: jax.Array, positions: jax.Array, base_key: jax.Array) -> jax.Array:
         counts["apply"] += 1
         keys = jax.vmap(
             lambda pos: jax.random.fold_in(jax.random.fold_in(base_key, pos[0]), pos[1])
         )(positions)
-        if micro_batch == len(batch):
-            return run_windows(batch, keys)
-        groups = len(batch) // micro_batch
-        out_shape = jax.eval_shape(run_windows, batch[:micro_batch], keys[:micro_batch])
-
-        def group(inputs: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-            windows, window_keys, window_valid = inputs
-            # Groups of dummy windows (the tail of the last batch) are skipped, not run.
-            return jax.lax.cond(
-                window_valid.any(),
-                run_windows,
-                lambda b, k: jnp.zeros(out_shape.shape, jnp.float32),
-                windows,
-                window_keys,
-            )
-
-        split = (batch, keys, valid)
-        probs = jax.lax.map(
-            group, jax.tree.map(lambda v: v.reshape(groups, micro_batch, *v.shape[1:]), split)
-        )
-        return probs.reshape(len(batch), *probs.shape[2:])
+        return run_windows(batch, keys)
 
     if len(devices) > 1:  # split every batch of windows over the local devices
         mesh = jax.sharding.Mesh(np.asarray(devices), ("windows",))
@@ -252,7 +227,7 @@ def make_window_apply(
         apply = jax.shard_map(
             apply,
             mesh=mesh,
-            in_specs=(spec, spec, jax.sharding.PartitionSpec(), spec),
+            in_specs=(spec, spec, jax.sharding.PartitionSpec()),
             out_specs=spec,
             check_vma=False,
         )

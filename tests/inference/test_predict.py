@@ -126,7 +126,7 @@ def test_compiles_once_per_bucket():
     assert traced("accumulate") == 2
 
 
-def test_micro_batches_skip_dummy_windows_and_match_whole_batches():
+def test_micro_batches_run_no_dummy_tail_and_match_whole_batches():
     executed = []
 
     def counting_model(batch):
@@ -136,8 +136,10 @@ def test_micro_batches_skip_dummy_windows_and_match_whole_batches():
     image = np.random.default_rng(5).random((PATCH, PATCH + 2 * 8), dtype=np.float32)
     devices = jax.local_device_count() if 4 % jax.local_device_count() == 0 else 1
     results = {}
-    # 3 windows in one batch of 4: groups of only dummy windows are not run.
-    for micro, runs in ((1, 3), (2, 2), (4 // devices, devices)):
+    # 3 windows, batch_size 4: a call takes micro windows per device, so with one device and
+    # micro 1 the batch's 4th (dummy) window is never run; every device runs each call.
+    for micro in (1, 2, 4 // devices):
+        runs = -(-3 // (micro * devices)) * devices
         executed.clear()
         predictor = SlidingWindowPredictor(
             counting_model, patch_size=PATCH, stride=8, batch_size=4, micro_batch=micro
