@@ -198,9 +198,11 @@ def monai_sliding_runner(
     layout: str,
     compiled: bool,
     seed: int = 0,
+    bf16: bool = False,
 ) -> bench.Runner:
     """MONAI sliding_window_inference with the project's overlap and blending, softmax out,
-    windows handed to the model in `layout`."""
+    windows handed to the model in `layout` (`bf16`: under bf16 autocast, as a user of an
+    AVX512-BF16 / AMX machine would run it)."""
     from monai.inferers import sliding_window_inference
 
     fmt = LAYOUTS[layout]
@@ -208,7 +210,9 @@ def monai_sliding_runner(
     image = image[None, None]
 
     def predictor(x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(model(x.contiguous(memory_format=fmt)), dim=1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x.contiguous(memory_format=fmt))
+        return torch.softmax(logits.float(), dim=1)
 
     def run() -> torch.Tensor:
         with torch.inference_mode():
@@ -226,13 +230,14 @@ def monai_sliding_runner(
     start = time.perf_counter()
     run()  # also compiles the shape of the last, shorter batch
     return bench.Runner(
-        f"monai_sliding_stride{stride}" + suffix(layout, compiled),
+        f"monai_sliding_stride{stride}" + ("_bf16_autocast" if bf16 else "")
+        + suffix(layout, compiled),
         run,
         shape[0] * shape[1] / 1e6,
         "megapixels/s",
         time.perf_counter() - start,
         {"image": list(shape), "stride": stride, "batch_size": batch_size, "layout": layout,
-         "compiled": compiled},
+         "compiled": compiled, "bf16_autocast": bf16},
     )
 
 

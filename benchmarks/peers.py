@@ -146,6 +146,11 @@ def monai_names(stride: int) -> tuple[str, ...]:
                                           ("nchw", False)))
 
 
+def monai_bf16_name(stride: int) -> str:
+    """The MONAI row at one stride under bf16 autocast (channels_last, eager)."""
+    return f"monai_sliding_stride{stride}_bf16_autocast" + suffix("channels_last", False)
+
+
 def fastest(results: dict[str, dict], names: Sequence[str]) -> str | None:
     """The name, among `names` measured, with the highest median rate."""
     present = [n for n in names if n in results]
@@ -266,6 +271,11 @@ def build_runners(args: argparse.Namespace, config: ConfigDict, workdir: Path,
             _build(f"monai_sliding_stride{s}" + key, lambda m=models[key], lo=layout, c=compiled,
                    s=s: monai_sliding_runner(m, shape, b.patch_size, s, b.sliding_batch_size, lo,
                                              c), runners, failures)
+    if "_channels_last" in models:  # bf16 autocast: the best MONAI on AVX512-BF16 / AMX
+        for s in b.sliding_strides:
+            _build(monai_bf16_name(s), lambda s=s: monai_sliding_runner(
+                models["_channels_last"], shape, b.patch_size, s, b.sliding_batch_size,
+                "channels_last", False, bf16=True), runners, failures)
     # The project's default inference: predict_config as the segment job uses it.
     predict = common_config.predict_config()
     same = (predict.patch_size == b.patch_size and predict.stride in b.sliding_strides
@@ -332,6 +342,12 @@ def main() -> None:
     for name in info["large_windows"]:
         ratios[name.replace("jax_sliding_", "large_window_ratio_vs_monai50_")] = (
             ratio_vs_fastest(results, (name,), monai50))
+    # Best of each: the project's default (f32) against MONAI in any precision, bf16 included.
+    ratios["default_inference_ratio_vs_monai50_best"] = ratio_vs_fastest(
+        results, (info["default_inference"]["runner"],), (*monai50, monai_bf16_name(half)))
+    first = b.sliding_strides[0]
+    ratios[f"sliding_ratio_vs_monai_best_stride{first}"] = ratio_vs_fastest(
+        results, (f"jax_sliding_stride{first}",), (*monai_names(first), monai_bf16_name(first)))
     ratios = {name: r for name, r in ratios.items() if r is not None}
     import jaxlib
     import monai
