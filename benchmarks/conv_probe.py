@@ -23,8 +23,14 @@ FLAG_SETS = ("", "--xla_cpu_use_onednn=true", "--xla_cpu_experimental_onednn_cus
 REPEATS = 10
 
 
-def _flops(batch: int, size: int, channels: int) -> float:
-    return 2.0 * batch * size * size * channels * channels * 9
+def _gflops(run, batch: int, size: int, channels: int) -> float:
+    """GFLOP/s of ``run()`` (one 3x3 convolution of that shape), after one warm-up call."""
+    run()
+    start = time.perf_counter()
+    for _ in range(REPEATS):
+        run()
+    seconds = (time.perf_counter() - start) / REPEATS
+    return round(2.0 * batch * size * size * channels * channels * 9 / seconds / 1e9, 1)
 
 
 def _jax_child(batch: int, size: int, channels: int) -> None:
@@ -38,12 +44,8 @@ def _jax_child(batch: int, size: int, channels: int) -> None:
         w = jnp.ones((3, 3, channels, channels), dtype)
         conv = jax.jit(lambda a, b: jax.lax.conv_general_dilated(
             a, b, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
-        conv(x, w).block_until_ready()
-        start = time.perf_counter()
-        for _ in range(REPEATS):
-            conv(x, w).block_until_ready()
-        seconds = (time.perf_counter() - start) / REPEATS
-        out[dtype] = round(_flops(batch, size, channels) / seconds / 1e9, 1)
+        out[dtype] = _gflops(lambda c=conv, a=x, b=w: c(a, b).block_until_ready(),
+                             batch, size, channels)
     print(json.dumps(out))
 
 
@@ -60,12 +62,7 @@ def _torch(batch: int, size: int, channels: int) -> dict[str, float] | str:
         x = torch.ones(batch, channels, size, size, dtype=dtype)
         x = x.to(memory_format=torch.channels_last)
         with torch.inference_mode():
-            conv(x)
-            start = time.perf_counter()
-            for _ in range(REPEATS):
-                conv(x)
-            seconds = (time.perf_counter() - start) / REPEATS
-        out[name] = round(_flops(batch, size, channels) / seconds / 1e9, 1)
+            out[name] = _gflops(lambda c=conv, a=x: c(a), batch, size, channels)
     return out
 
 

@@ -166,6 +166,12 @@ def suffix(layout: str, compiled: bool) -> str:
     return f"_{layout}" + ("_compile" if compiled else "")
 
 
+def monai_name(stride: int, layout: str, compiled: bool, bf16: bool = False) -> str:
+    """The name of a MONAI sliding-window row."""
+    return (f"monai_sliding_stride{stride}" + ("_bf16_autocast" if bf16 else "")
+            + suffix(layout, compiled))
+
+
 def torch_inference_runner(
     model: Callable, config: UNetConfig, patch: int, batch_size: int, batches: int,
     layout: str, compiled: bool, seed: int = 0,
@@ -230,8 +236,7 @@ def monai_sliding_runner(
     start = time.perf_counter()
     run()  # also compiles the shape of the last, shorter batch
     return bench.Runner(
-        f"monai_sliding_stride{stride}" + ("_bf16_autocast" if bf16 else "")
-        + suffix(layout, compiled),
+        monai_name(stride, layout, compiled, bf16),
         run,
         shape[0] * shape[1] / 1e6,
         "megapixels/s",

@@ -65,6 +65,7 @@ from benchmarks.peer_runners import (  # noqa: E402
     context_margin,
     jax_predict_runner,
     keras_train_runner,
+    monai_name,
     monai_sliding_runner,
     receptive_field,
     suffix,
@@ -141,14 +142,14 @@ RATIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (project
 
 def monai_names(stride: int) -> tuple[str, ...]:
     """The MONAI rows at one stride, every layout and compilation."""
-    return tuple(f"monai_sliding_stride{stride}" + suffix(layout, compiled)
+    return tuple(monai_name(stride, layout, compiled)
                  for layout, compiled in (("channels_last", False), ("channels_last", True),
                                           ("nchw", False)))
 
 
 def monai_bf16_name(stride: int) -> str:
     """The MONAI row at one stride under bf16 autocast (channels_last, eager)."""
-    return f"monai_sliding_stride{stride}_bf16_autocast" + suffix("channels_last", False)
+    return monai_name(stride, "channels_last", False, bf16=True)
 
 
 def fastest(results: dict[str, dict], names: Sequence[str]) -> str | None:
@@ -268,7 +269,7 @@ def build_runners(args: argparse.Namespace, config: ConfigDict, workdir: Path,
                    torch_inference_runner(m, model_config, b.patch_size, b.inference_batch_size,
                                           b.inference_batches, lo, c), runners, failures)
         for s in b.sliding_strides:
-            _build(f"monai_sliding_stride{s}" + key, lambda m=models[key], lo=layout, c=compiled,
+            _build(monai_name(s, layout, compiled), lambda m=models[key], lo=layout, c=compiled,
                    s=s: monai_sliding_runner(m, shape, b.patch_size, s, b.sliding_batch_size, lo,
                                              c), runners, failures)
     if "_channels_last" in models:  # bf16 autocast: the best MONAI on AVX512-BF16 / AMX

@@ -44,15 +44,15 @@ class AcquisitionAugment(grain.transforms.RandomMap):
             raise UserError(f"acquisition: unknown setting(s) {sorted(unknown)}")
         if any(settings[k] < 0 for k in SETTINGS) or settings.gamma and settings.gamma < 1:
             raise UserError("acquisition settings must be >= 0 (gamma >= 1, or 0 for off)")
-        if not 0 < settings.get("apply_prob", 1.0) <= 1 or settings.blur_prob > 1:
+        self.apply_prob = float(settings.get("apply_prob", 1.0))
+        if not 0 < self.apply_prob <= 1 or settings.blur_prob > 1:
             raise UserError("acquisition apply_prob must be in (0, 1], blur_prob <= 1")
         self.settings = settings
 
     def random_map(self, element: dict[str, np.ndarray], rng: np.random.Generator) -> Any:
         s = self.settings
         image, label = element["image"], element["label"]
-        share = s.get("apply_prob", 1.0)
-        if share < 1 and rng.random() >= share:  # (at 1: no draw, the stream of no such key)
+        if self.apply_prob < 1 and rng.random() >= self.apply_prob:  # at 1: no draw
             return element
         top = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
         x = image.astype(np.float32) / top
