@@ -13,11 +13,12 @@ is its own. Writes benchmarks/analysis_bench.json.
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from socseg_jax.runtime.machine import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,20 +60,6 @@ out["tracemalloc_peak_gb"] = tracemalloc.get_traced_memory()[1] / 1e9
 out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 print(json.dumps(out))
 """
-
-
-def cpu_info() -> dict:
-    """The CPU's model, the ISA flags that decide convolution speed, usable cores and load
-    (recorded with every figure: machines of one kind differ ~3x)."""
-    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
-                  if ln.startswith("Model name")), platform.processor())
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                  if ln.startswith("Flags")), [])
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    return {"model_name": model, **{isa: isa in flags for isa in
-                                    ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
-            "cpus": len(__import__("os").sched_getaffinity(0)), "load_average": load}
 
 
 _TILE = """

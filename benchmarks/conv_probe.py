@@ -78,7 +78,7 @@ def main() -> None:
     if args.child:
         _jax_child(*shape)
         return
-    from analysis_bench import cpu_info  # benchmarks/, the script's folder
+    from socseg_jax.runtime.machine import cpu_info
 
     result: dict = {"cpu": cpu_info(), "shape_nhwc": [args.batch, args.size, args.size,
                                                       args.channels], "xla": {}}

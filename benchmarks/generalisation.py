@@ -55,7 +55,6 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis_bench import cpu_info  # noqa: E402  (benchmarks/, the script's folder)
 from socseg_jax.configs.quickstart import get_config as quickstart_config  # noqa: E402
 from socseg_jax.configs.segment import get_config as segment_config  # noqa: E402
 
@@ -64,6 +63,7 @@ from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
 from socseg_jax.inference.shift import read_reference  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
+from socseg_jax.runtime.machine import cpu_info  # noqa: E402
 from socseg_jax.training.acquisition import SETTINGS as ACQUISITION_SETTINGS  # noqa: E402
 from socseg_jax.training.shift_reference import write_shift_reference  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402

@@ -16,11 +16,13 @@ mean IoU vs ``truth.tif`` is reported as median, 10th percentile and worst, spli
 coarseness (<= 4x vs > 4x) and bar convention, beside stage (a), the labeller on EDS maps
 warped with the TRUE registration, a per-sample supervised ceiling (forest trained on the true
 phases of one image half, predicting the other) and the registration error (SEM px;
-*registered* when <= max(1 px, 0.2 EDS px)).
+*registered* when <= max(1 px, 0.2 EDS px)). ``--cnn-ceiling`` adds, for the samples at EDS
+<= 4x, the ceiling of a small U-Net taught the same way (``benchmarks/cnn_ceiling.py``; about
+7 min per sample on 2 cores): it sees shapes, which the pixel forest cannot.
 
     python benchmarks/label_quality.py [--mode all|settings|randomised] [--size 512]
         [--test-samples 4] [--train-samples 4] [--random-samples 32] [--default-samples 16]
-        [--random-size 512]
+        [--random-size 512] [--cnn-ceiling]
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from socseg_jax.configs.prepare import get_config  # noqa: E402
 
+from benchmarks import cnn_ceiling  # noqa: E402
 from data_prep import registration  # noqa: E402
 from data_prep.labels import eds_rules, forest, mean_field, scribbles  # noqa: E402
 from data_prep.prepare import sample as prepare  # noqa: E402
@@ -60,6 +61,7 @@ from data_prep.synthetic import (  # noqa: E402
 )
 from socseg_jax.core.intensity import normalize_sem  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix as confusion  # noqa: E402
+from socseg_jax.runtime.machine import cpu_info  # noqa: E402
 
 SETTINGS = {
     "default": {},
@@ -218,7 +220,7 @@ def _true_registration_labels(sim: SyntheticSample, sem: np.ndarray, settings: d
     evidence = eds_rules.eds_evidence(sem, aligned, thresholds=thresholds)
     stage_a, conf = eds_rules.eds_labels(sem, aligned, evidence=evidence)
     mf, _ = mean_field.refine_mean_field(sem, evidence, stage_a, conf)
-    return sem, evidence, stage_a, mf
+    return sem, aligned, evidence, stage_a, mf
 
 
 def _half_ceiling(truth, sem, evidence, stage_a, seed: int) -> float:
@@ -244,8 +246,11 @@ def _half_ceiling(truth, sem, evidence, stage_a, seed: int) -> float:
     return miou_of(confusion(truth_s, pred))
 
 
-def _random_record(sim: SyntheticSample, seed: int, work: Path, settings: dict) -> dict:
-    """Write, prepare and score one sample; its physics and every measure, as one record."""
+def _random_record(
+    sim: SyntheticSample, seed: int, work: Path, settings: dict, cnn: bool = False
+) -> dict:
+    """Write, prepare and score one sample; its physics and every measure, as one record
+    (``cnn``: with the U-Net ceiling when the EDS pitch is <= ``COARSE_EDS``)."""
     start = time.perf_counter()
     name = f"s{seed}"
     write_sample(work / "raw" / name, sim, seed)
@@ -260,9 +265,13 @@ def _random_record(sim: SyntheticSample, seed: int, work: Path, settings: dict) 
         report.metadata["registration_matrix"], sem.shape, frame, eds_shape, sim
     )
     pitch = max(sim.eds_pitch())
-    sem_t, evidence, stage_a, mf = _true_registration_labels(sim, sem, settings)
+    sem_t, aligned, evidence, stage_a, mf = _true_registration_labels(sim, sem, settings)
     truth = sim.phases[: sem_t.shape[0]]
     p = sim.params
+    extra = {}
+    if cnn and pitch <= COARSE_EDS:
+        channels = cnn_ceiling.input_channels(sem_t, aligned)
+        extra["cnn_ceiling_miou"] = round(cnn_ceiling.half_cnn_ceiling(truth, channels, seed), 4)
     return {
         "seed": seed,
         "eds_pitch": round(pitch, 3),
@@ -292,12 +301,14 @@ def _random_record(sim: SyntheticSample, seed: int, work: Path, settings: dict) 
         "stage_a_miou": report.truth_miou_without_refinement,
         "true_registration_miou": round(miou_of(confusion(truth, mf)), 4),
         "ceiling_miou": round(_half_ceiling(truth, sem_t, evidence, stage_a, seed), 4),
+        **extra,
         "warnings": report.warnings,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
 
 MEASURES = ("labels_miou", "stage_a_miou", "true_registration_miou", "ceiling_miou")
+MEASURES += ("cnn_ceiling_miou",)  # summarised for groups where every sample has it
 
 
 def _summary(records: list[dict]) -> dict:
@@ -306,6 +317,8 @@ def _summary(records: list[dict]) -> dict:
     if not records:
         return out
     for key in MEASURES:
+        if not all(key in r for r in records):
+            continue
         v = np.array([r[key] for r in records], float)
         worst = records[int(np.argmin(v))]["seed"]
         out[key] = {
@@ -354,9 +367,12 @@ def _sensitivity(records: list[dict]) -> dict:
     return {k: (round(v, 3) if np.isfinite(v) else None) for k, v in rho.items()}
 
 
-def run_randomised(n: int, n_default: int, size: int, seed0: int = RANDOM_SEED0) -> dict:
+def run_randomised(
+    n: int, n_default: int, size: int, seed0: int = RANDOM_SEED0, cnn: bool = False
+) -> dict:
     """The randomised preset on seeds seed0 .. seed0 + n - 1 and, for reference, the default
-    preset on the first ``n_default`` of them (oxidation times cycling the default ones)."""
+    preset on the first ``n_default`` of them (oxidation times cycling the default ones);
+    ``cnn``: the U-Net ceiling on the randomised samples at EDS <= ``COARSE_EDS``."""
     from data_prep.synthetic import randomised_sample
 
     settings = get_config().prepare  # the prepare job's settings, as launch.py passes
@@ -373,12 +389,14 @@ def run_randomised(n: int, n_default: int, size: int, seed0: int = RANDOM_SEED0)
                 else:
                     t = DEFAULT_OXIDATION_TIMES[k % len(DEFAULT_OXIDATION_TIMES)]
                     sim = simulate_sample(PRESETS["default"].params(seed, (size, size), t), seed)
-                records.append(_random_record(sim, seed, Path(tmp), settings))
+                cnn_here = cnn and preset == "randomised"
+                records.append(_random_record(sim, seed, Path(tmp), settings, cnn_here))
                 r = records[-1]
                 print(
                     f"{preset:<10} seed {seed} EDS {r['eds_pitch']:.2f}x bar {r['data_bar']:<8} "
                     f"labels {r['labels_miou']:.3f} true-reg {r['true_registration_miou']:.3f} "
-                    f"ceiling {r['ceiling_miou']:.3f} reg err {r['registration_rms_px']:.2f} px "
+                    f"ceiling {r['ceiling_miou']:.3f} U-Net {r.get('cnn_ceiling_miou', '-')} "
+                    f"reg err {r['registration_rms_px']:.2f} px "
                     f"({r['seconds']:.0f} s)",
                     flush=True,
                 )
@@ -395,27 +413,22 @@ def run_randomised(n: int, n_default: int, size: int, seed0: int = RANDOM_SEED0)
 def _markdown(result: dict) -> str:
     """The randomised results as a markdown table (median / p10 / worst per group)."""
     head = "| preset, samples | n | labels (prepare) | stage (a) | true registration |"
-    head += " supervised ceiling | labels pooled | registered | bar found | gate rejected |"
-    lines = [head, "|---" * 10 + "|"]
+    head += " forest ceiling | U-Net ceiling | labels pooled | registered | bar found |"
+    head += " gate rejected |"
+    lines = [head, "|---" * 11 + "|"]
     for preset in ("randomised", "default"):
         for group, g in result[preset]["groups"].items():
             if not g["n"] or (preset == "default" and group != "all"):
                 continue
             cells = [f"{preset}, {group}", str(g["n"])]
             for key in MEASURES:
-                m = g[key]
-                cells.append(f"{m['median']:.3f} / {m['p10']:.3f} / {m['worst']:.3f}")
+                m = g.get(key)
+                cells.append(f"{m['median']:.3f} / {m['p10']:.3f} / {m['worst']:.3f}" if m else "–")
             cells.append(f"{g['labels_pooled_miou']:.3f}")
             cells += [f"{g['registered']}/{g['n']}", f"{g['data_bar_found']}/{g['n']}"]
             cells.append(f"{g['quality_gate_rejected']}/{g['n']}")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln]
-    return names[0] if names else platform.processor()
 
 
 def main() -> None:
@@ -427,6 +440,8 @@ def main() -> None:
     parser.add_argument("--random-samples", type=int, default=32)
     parser.add_argument("--default-samples", type=int, default=16)
     parser.add_argument("--random-size", type=int, default=512)
+    parser.add_argument("--cnn-ceiling", action="store_true",
+                        help="add the U-Net ceiling at EDS <= 4x (about 7 min per sample)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "label_quality.json")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -447,10 +462,10 @@ def main() -> None:
         )
     if args.mode in ("all", "randomised"):
         results["randomised"] = run_randomised(
-            args.random_samples, args.default_samples, args.random_size
+            args.random_samples, args.default_samples, args.random_size, cnn=args.cnn_ceiling
         )
         print(_markdown(results["randomised"]))
-    results["cpu"] = _cpu_model()
+    results["cpu"] = cpu_info()
     results["seconds_total"] = round(time.perf_counter() - start, 1)
     args.out.write_text(json.dumps(results, indent=2))
 

@@ -76,14 +76,13 @@ from benchmarks.peer_runners import (  # noqa: E402
 from socseg_jax.core.atomic import write_json_atomic  # noqa: E402
 from socseg_jax.jobs import benchmark as bench  # noqa: E402
 from socseg_jax.models.unet import UNetConfig  # noqa: E402
+from socseg_jax.runtime.machine import cpu_info as machine_cpu_info  # noqa: E402
 
 # What peers.py changes in the benchmark job's presets: the reference sliding-window image.
 PEER_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"sliding_image_shape": (1024, 1536), "sliding_strides": (128,)},
     "full": {},
 }
-ISA_FLAGS = ("sse4_2", "fma", "avx2", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
-             "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 
 
@@ -178,23 +177,9 @@ def ratio_vs_fastest(
 
 
 def cpu_info() -> dict[str, Any]:
-    """CPU model, family/model/stepping and the ISA flags that matter for convolutions."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    flags = set(fields.get("flags", "").split())
+    """The machine's CPU (``benchmarks/machine.py``) and the PyTorch peers' CPU paths."""
     oneDNN = re.search(r"oneDNN v([\d.]+)|MKL-DNN v([\d.]+)", torch.__config__.show())
-    return {
-        "model_name": fields.get("model name", "unknown"),
-        "vendor": fields.get("vendor_id", "unknown"),
-        "family_model_stepping": [fields.get(k, "?") for k in ("cpu family", "model",
-                                                               "stepping")],
-        "hypervisor": "hypervisor" in flags,
-        "isa": {flag: flag in flags for flag in ISA_FLAGS},
+    return machine_cpu_info() | {
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn": next((g for g in oneDNN.groups() if g), None) if oneDNN else None,
     }

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -148,15 +147,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "registration_gate.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from socseg_jax.runtime.machine import cpu_summary
+
     t = time.perf_counter()
     runs = [_run(r, args.per_run, args.size) for r in range(args.runs)]
     pooled = {k: [q for r in runs for q in r[k]] for k in KINDS}
     errors = {c: [e for r in runs for cc, e in r["error_px"] if cc == c]
               for c in ("overlay", "appended")}
     picked = [p for r in runs for p in r["picked"]]
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines()
-                  if ln.startswith("Model name")), "unknown")
     result = {
         "size": args.size, "runs": args.runs, "per_run": args.per_run,
         "eds_downsample_per_run": [DOWNSAMPLES[r % len(DOWNSAMPLES)] for r in range(args.runs)],
@@ -175,7 +173,7 @@ def main() -> None:
         "qualities": [{k: [round(q, 4) for q in r[k]] for k in KINDS} for r in runs],
         "run_level": _outlier_stats(runs),
         "seconds": round(time.perf_counter() - t, 1),
-        "cpu": model,
+        "cpu": cpu_summary(),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     keys = ("quality", "correct_error_px", "correct_error_px_by_grid", "convention_right",

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from socseg_jax.core.intensity import normalize_sem
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores
 from socseg_jax.inference.model_apply import make_model_apply_fn
 from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.runtime.machine import cpu_summary
 from socseg_jax.training import checkpoints
 
 SETTINGS = {  # name: (patch, stride)
@@ -49,15 +48,6 @@ def compute_per_pixel(shape: tuple[int, int], patch: int, stride: int, bucket: i
     ys = len(range(0, max(shape[0] - p, 0) + s, s)) if shape[0] > p else 1
     xs = len(range(0, max(shape[1] - p, 0) + s, s)) if shape[1] > p else 1
     return ys * xs * p * p / (shape[0] * shape[1])
-
-
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines()
-                  if ln.startswith("Model name")), platform.processor())
-    flags = next((ln for ln in out.splitlines() if ln.startswith("Flags")), "")
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16") if f" {f}" in flags]
-    return f"{model} ({', '.join(isa)})"
 
 
 def main() -> None:
@@ -106,7 +96,7 @@ def main() -> None:
         print(name, results[name], flush=True)
     report = {"checkpoint": args.checkpoint, "step": step, "images": args.images,
               "shape": list(args.shape), "seeds": [SEED_BASE, SEED_BASE + args.images - 1],
-              "cpu": cpu_model(), "results": results}
+              "cpu": cpu_summary(), "results": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 

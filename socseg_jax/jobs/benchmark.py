@@ -33,6 +33,7 @@ from socseg_jax.core.atomic import write_json_atomic
 from socseg_jax.jobs.common import require_workdir
 from socseg_jax.models.unet import UNet, UNetConfig
 from socseg_jax.runtime import distributed
+from socseg_jax.runtime.machine import cpu_info
 from socseg_jax.training import input_pipeline
 from socseg_jax.training.optim import make_optimizer
 from socseg_jax.training.train import init_model, make_train_step
@@ -266,6 +267,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_info(),
         "load_average": list(os.getloadavg()),
         "devices": [str(d) for d in jax.devices()],
         "backend": jax.default_backend(),

@@ -1,1 +1,1 @@
-"""Where the job runs: JAX multi-host initialisation and forced CPU host devices."""
+"""Where the job runs: JAX multi-host initialisation, forced CPU host devices, the CPU."""
