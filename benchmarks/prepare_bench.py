@@ -78,6 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from data_prep import synthetic
+    from socseg_jax.runtime.machine import cpu_info
 
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "raw", Path(tmp) / "out"
@@ -134,7 +135,7 @@ def main() -> None:
             "qualities": child["qualities"],
         },
         "simulate_seconds": round(simulate_s, 1),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu": cpu_info(),
         "within_budget": child["seconds"] <= 60 and peak_mb <= 4096,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

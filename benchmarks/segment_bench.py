@@ -151,11 +151,13 @@ def main() -> None:
     host_devices.configure({"batch_size": args.batch_size})  # as launch.py: a device per core
     import jax
 
+    from socseg_jax.runtime.machine import cpu_info
+
     shape = (512, 768) if args.quick else (2856, 4096)
     results = {
         "machine": {
             "platform": platform.platform(),
-            "cpus": os.cpu_count(),
+            "cpu": cpu_info(),
             "load_average_at_start": os.getloadavg(),
             "jax": jax.__version__,
             "devices": [str(d) for d in jax.devices()],
