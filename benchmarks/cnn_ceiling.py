@@ -76,8 +76,13 @@ def _fit_predict(x_train, y_train, x_test, seed: int, steps: int) -> np.ndarray:
 def half_cnn_ceiling(truth: np.ndarray, channels: np.ndarray, seed: int,
                      steps: int = STEPS) -> float:
     """Mean IoU of the U-Net taught by the true phases of one half (left/right), predicting
-    the other half, both ways; ``channels`` from :func:`input_channels`."""
+    the other half, both ways; ``channels`` from :func:`input_channels`. Scored on every
+    pixel (the forest ceiling: every 2nd of each axis); plain cross-entropy on uniform crops
+    (the forest: class-balanced pixels)."""
     half = truth.shape[1] // 2
+    if min(truth.shape[0], half) < PATCH:
+        raise ValueError(f"the U-Net ceiling needs image halves of >= {PATCH} px, "
+                         f"got {truth.shape[0]}x{half}")
     pred = np.zeros(truth.shape, np.uint8)
     for train, test in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
         pred[:, test] = _fit_predict(channels[:, train], truth[:, train], channels[:, test],

@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from socseg_jax.configs.prepare import get_config  # noqa: E402
 
-from benchmarks import cnn_ceiling  # noqa: E402
 from data_prep import registration  # noqa: E402
 from data_prep.labels import eds_rules, forest, mean_field, scribbles  # noqa: E402
 from data_prep.prepare import sample as prepare  # noqa: E402
@@ -209,8 +208,9 @@ def _prepare_one(folder: Path, out: Path, settings) -> tuple[prepare.SampleRepor
 
 
 def _true_registration_labels(sim: SyntheticSample, sem: np.ndarray, settings: dict):
-    """Evidence, stage (a) and mean_field labels of the prepare labeller on EDS maps warped
-    with the TRUE registration (onto the scanned field, cut to the labelled rows)."""
+    """SEM and EDS maps cut to the labelled rows, evidence, stage (a) and mean_field labels of
+    the prepare labeller on EDS maps warped with the TRUE registration (onto the scanned
+    field)."""
     h, w = sim.phases.shape
     full = {el: registration.warp_to(m, (h, w), sim.true_matrix()) for el, m in sim.eds.items()}
     rows = min(sem.shape[0], h)
@@ -270,6 +270,8 @@ def _random_record(
     p = sim.params
     extra = {}
     if cnn and pitch <= COARSE_EDS:
+        from benchmarks import cnn_ceiling  # JAX and the U-Net: only when asked for
+
         channels = cnn_ceiling.input_channels(sem_t, aligned)
         extra["cnn_ceiling_miou"] = round(cnn_ceiling.half_cnn_ceiling(truth, channels, seed), 4)
     return {
@@ -307,8 +309,9 @@ def _random_record(
     }
 
 
-MEASURES = ("labels_miou", "stage_a_miou", "true_registration_miou", "ceiling_miou")
-MEASURES += ("cnn_ceiling_miou",)  # summarised for groups where every sample has it
+# cnn_ceiling_miou: summarised only for the groups where every sample has it
+MEASURES = ("labels_miou", "stage_a_miou", "true_registration_miou", "ceiling_miou",
+            "cnn_ceiling_miou")
 
 
 def _summary(records: list[dict]) -> dict:
@@ -392,10 +395,11 @@ def run_randomised(
                 cnn_here = cnn and preset == "randomised"
                 records.append(_random_record(sim, seed, Path(tmp), settings, cnn_here))
                 r = records[-1]
+                unet = f" U-Net {r['cnn_ceiling_miou']:.3f}" if "cnn_ceiling_miou" in r else ""
                 print(
                     f"{preset:<10} seed {seed} EDS {r['eds_pitch']:.2f}x bar {r['data_bar']:<8} "
                     f"labels {r['labels_miou']:.3f} true-reg {r['true_registration_miou']:.3f} "
-                    f"ceiling {r['ceiling_miou']:.3f} U-Net {r.get('cnn_ceiling_miou', '-')} "
+                    f"ceiling {r['ceiling_miou']:.3f}{unet} "
                     f"reg err {r['registration_rms_px']:.2f} px "
                     f"({r['seconds']:.0f} s)",
                     flush=True,

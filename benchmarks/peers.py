@@ -76,43 +76,12 @@ from benchmarks.peer_runners import (  # noqa: E402
 from socseg_jax.core.atomic import write_json_atomic  # noqa: E402
 from socseg_jax.jobs import benchmark as bench  # noqa: E402
 from socseg_jax.models.unet import UNetConfig  # noqa: E402
-from socseg_jax.runtime.machine import cpu_info as machine_cpu_info  # noqa: E402
 
 # What peers.py changes in the benchmark job's presets: the reference sliding-window image.
 PEER_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"sliding_image_shape": (1024, 1536), "sliding_strides": (128,)},
     "full": {},
 }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 TORCH_TRAIN_F32 = ("torch_train_channels_last", "torch_train_channels_last_compile",
@@ -176,10 +145,10 @@ def ratio_vs_fastest(
     }
 
 
-def cpu_info() -> dict[str, Any]:
-    """The machine's CPU (``benchmarks/machine.py``) and the PyTorch peers' CPU paths."""
+def torch_cpu_paths() -> dict[str, Any]:
+    """The CPU paths the PyTorch peers take (ATen's capability and oneDNN's version)."""
     oneDNN = re.search(r"oneDNN v([\d.]+)|MKL-DNN v([\d.]+)", torch.__config__.show())
-    return machine_cpu_info() | {
+    return {
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn": next((g for g in oneDNN.groups() if g), None) if oneDNN else None,
     }
@@ -347,7 +316,7 @@ def main() -> None:
                                 "keras_backend": keras.backend.backend()}
     report = {
         "machine": machine | {
-            "cpu": cpu_info(),
+            "cpu": machine["cpu"] | torch_cpu_paths(),
             "load_average_at_end": list(os.getloadavg()),
             "torch_threads": torch.get_num_threads(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -372,7 +341,7 @@ def main() -> None:
         print(f"failed: {name}: {why}")
     cpu = report["machine"]["cpu"]
     print(f"\nCPU {cpu['model_name']} ({', '.join(k for k, v in cpu['isa'].items() if v)}); "
-          f"load average at start {machine['load_average']}, at end {os.getloadavg()}; "
+          f"load average at start {cpu['load_average']}, at end {os.getloadavg()}; "
           f"{report['machine']['total_seconds']:.0f} s")
     print(f"wrote {args.out}")
 

@@ -102,7 +102,9 @@ def main() -> None:
                 f"{r['gflop_per_s']:>9.1f}{r['share']:>7.1%}"
             )
         result[str(batch)] = {"total_ms": round(total, 1), "layers": rows}
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    from socseg_jax.runtime.machine import cpu_info
+
+    Path(args.out).write_text(json.dumps(result | {"cpu": cpu_info()}, indent=2) + "\n")
     print(f"\nwrote {args.out}")
 
 

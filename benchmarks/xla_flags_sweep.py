@@ -73,7 +73,9 @@ def main() -> None:
                    if isinstance(v, dict)}
         print(f"{flags or '(default)':<50} {summary or results[flags or '(default)']}",
               flush=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    from socseg_jax.runtime.machine import cpu_info
+
+    args.out.write_text(json.dumps(results | {"cpu": cpu_info()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -266,9 +266,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_info(),
-        "load_average": list(os.getloadavg()),
+        "cpu": cpu_info(),  # with the cores and the load average at the start
         "devices": [str(d) for d in jax.devices()],
         "backend": jax.default_backend(),
         "versions": {"jax": jax.__version__, "flax": flax.__version__,
