@@ -43,7 +43,13 @@ sys.path.insert(0, str(ROOT))
 from socseg_jax.configs.prepare import get_config  # noqa: E402
 
 from data_prep import registration  # noqa: E402
-from data_prep.labels import eds_rules, forest, mean_field, scribbles  # noqa: E402
+from data_prep.labels import (  # noqa: E402
+    eds_rules,
+    forest,
+    mean_field,
+    refinement,
+    scribbles,
+)
 from data_prep.prepare import sample as prepare  # noqa: E402
 from data_prep.prepare.checks import mean_iou as miou_of  # noqa: E402
 from data_prep.registration import register_eds  # noqa: E402
@@ -83,7 +89,8 @@ def _iou(cm: np.ndarray) -> list[float]:
 
 
 def _sample(overrides: dict, size: int, seed: int, minutes: float):
-    """Simulate one sample and run registration and stage (a) on it."""
+    """Simulate one sample and run registration and stage (a) on it; also the registered maps
+    and their pitch, for stage (c)."""
     params = dataclasses.replace(
         SimulationParams(
             shape=(size, size), oxidation_min=minutes, max_drift_px=8.0, max_rotation_deg=2.0
@@ -92,10 +99,10 @@ def _sample(overrides: dict, size: int, seed: int, minutes: float):
     )
     sim = simulate_sample(params, seed)
     sem = normalize_sem(sim.sem)
-    aligned, _ = register_eds(sem, sim.eds)
+    aligned, registration = register_eds(sem, sim.eds)
     evidence = eds_rules.eds_evidence(sem, aligned)
     stage_a, conf = eds_rules.eds_labels(sem, aligned, evidence=evidence)
-    return sim.phases, sem, evidence, stage_a, conf
+    return sim.phases, sem, evidence, stage_a, conf, aligned, max(registration.scale)
 
 
 def _balanced_pick(truth_flat: np.ndarray, per: int, rng: np.random.Generator) -> np.ndarray:
@@ -128,7 +135,7 @@ def _ceiling_forest(train: list, seed: int):
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     per = CEILING_TRAIN_PX // (len(train) * 4)
-    for truth, sem, evidence, stage_a, _ in train:
+    for truth, sem, evidence, stage_a, *_ in train:
         flat_truth = truth.ravel()
         feats = forest.pixel_features(sem, evidence, stage_a).reshape(flat_truth.size, -1)
         pick = _balanced_pick(flat_truth, per, rng)
@@ -144,11 +151,15 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
     test = [_sample(overrides, size, 1000 + i, times[i]) for i in range(n_test)]
     train = [_sample(overrides, size, 2000 + i, times[i]) for i in range(n_train)]
     supervised = _ceiling_forest(train, seed=0)
-    kinds = ("stage_a", "mean_field", "forest", "scribbles", "ceiling")
+    kinds = ("stage_a", "mean_field", "eds_model", "forest", "scribbles", "ceiling")
     pooled = {k: np.zeros((4, 4), np.int64) for k in kinds}
     scribbled_px = 0
-    for i, (truth, sem, evidence, stage_a, conf) in enumerate(test):
+    sweeps = int(get_config().prepare.eds_model_sweeps)
+    for i, (truth, sem, evidence, stage_a, conf, aligned, pitch) in enumerate(test):
         mf, _ = mean_field.refine_mean_field(sem, evidence, stage_a, conf)
+        em, _, _, _ = refinement.refine("mean_field", sem, evidence, stage_a, conf,
+                                        aligned_eds=aligned, eds_pitch=pitch,
+                                        eds_model_sweeps=sweeps)
         rf, _ = forest.refine_forest(sem, evidence, stage_a, conf, seed=0)
         marks = simulate_scribbles(truth, SCRIBBLE_STROKES, seed=1000 + i)
         scribbled_px += int((marks > 0).sum())
@@ -158,6 +169,7 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
         for key, pred in (
             ("stage_a", stage_a),
             ("mean_field", mf),
+            ("eds_model", em),
             ("forest", rf),
             ("scribbles", sc),
         ):
@@ -208,9 +220,9 @@ def _prepare_one(folder: Path, out: Path, settings) -> tuple[prepare.SampleRepor
 
 
 def _true_registration_labels(sim: SyntheticSample, sem: np.ndarray, settings: dict):
-    """SEM and EDS maps cut to the labelled rows, evidence, stage (a) and mean_field labels of
-    the prepare labeller on EDS maps warped with the TRUE registration (onto the scanned
-    field)."""
+    """SEM and EDS maps cut to the labelled rows, evidence, stage (a) and the final labels of
+    the prepare labeller (its refinement settings) on EDS maps warped with the TRUE
+    registration (onto the scanned field)."""
     h, w = sim.phases.shape
     full = {el: registration.warp_to(m, (h, w), sim.true_matrix()) for el, m in sim.eds.items()}
     rows = min(sem.shape[0], h)
@@ -219,8 +231,11 @@ def _true_registration_labels(sim: SyntheticSample, sem: np.ndarray, settings: d
     thresholds = dict(settings.get("label_thresholds") or {})
     evidence = eds_rules.eds_evidence(sem, aligned, thresholds=thresholds)
     stage_a, conf = eds_rules.eds_labels(sem, aligned, evidence=evidence)
-    mf, _ = mean_field.refine_mean_field(sem, evidence, stage_a, conf)
-    return sem, aligned, evidence, stage_a, mf
+    labels, *_ = refinement.refine(
+        settings["refine_labels"], sem, evidence, stage_a, conf, aligned_eds=aligned,
+        eds_pitch=max(sim.eds_pitch()), eds_model_sweeps=int(settings["eds_model_sweeps"]),
+    )
+    return sem, aligned, evidence, stage_a, labels
 
 
 def _half_ceiling(truth, sem, evidence, stage_a, seed: int) -> float:

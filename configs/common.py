@@ -56,6 +56,9 @@ def prepare_config() -> ConfigDict:
             # Stage (b) at SEM resolution: mean_field (EDS prior x SEM likelihood), forest,
             # none. A sample with scribbles.png is labelled from its scribbles instead.
             "refine_labels": "mean_field",
+            # Stage (c) after mean_field: ICM sweeps against a per-sample forward model of the
+            # EDS maps (data_prep/labels/eds_model.py); 0 = off.
+            "eds_model_sweeps": 16,
             "label_thresholds": dict(DEFAULT_THRESHOLDS),  # data_prep/labels/thresholds.py
             "sampler": "grid",  # grid or random (IoU-capped, the study's)
             "patches_per_image": 0,  # random sampler: 0 = as many as the grid

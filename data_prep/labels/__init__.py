@@ -1,11 +1,13 @@
 """EDS-guided training labels: per-pixel phase from registered element maps and the SEM image.
 
-Why: the network learns SEM -> phase; the labels come once from EDS chemistry. Two stages:
+Why: the network learns SEM -> phase; the labels come once from EDS chemistry. Three stages:
 (a) ``eds_evidence`` + ``eds_labels``: rule-based decisions from the element evidence, with
 reference levels from the maps' histograms (Otsu) and overridable thresholds; (b) a refinement
 at SEM resolution taught by the confident pixels of (a): ``refine_mean_field`` (default: EDS
 prior x SEM grey-level likelihood, smoothed by mean-field iterations) or ``refine_forest``
-(an ilastik-like random forest on multiscale SEM features).
+(an ilastik-like random forest on multiscale SEM features); (c) after ``mean_field``,
+``eds_model.refine_with_eds_model``: every pixel re-decided against a per-sample forward model
+of the maps (fitted rates and blur), its SEM likelihood and its neighbours.
 Decisions of stage (a), in order:
   * pore vs solid: the sharp SEM image (dark pores) combined with the smoothed total cation
     signal (Ni + Zr + Y), so that pore boundaries follow the SEM and not the blurred EDS;

@@ -44,6 +44,12 @@ MF_SLOPES = (3.0, 3.0, 2.0)  # turn the stage-(a) scores (solid, YSZ, NiO) into 
 MF_FLOOR = 0.02  # smallest prior probability of any class
 
 
+ABSENT = -1e4  # log-likelihood of a class stage (a) did not find (never brought in)
+
+
+FEW_EXAMPLES_PENALTY = 20.0  # log-likelihood of a class with < 200 confident interior pixels
+
+
 def _eds_log_prior(evidence: Evidence) -> np.ndarray:
     """(4, H, W) log class probabilities from the stage-(a) scores (sigmoids of the margins)."""
     k_solid, k_ysz, k_nio = MF_SLOPES
@@ -80,24 +86,18 @@ def _local_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return full[:h, :w]
 
 
-def refine_mean_field(
-    sem_norm: np.ndarray,
-    evidence: Evidence,
-    labels: np.ndarray,
-    confidence: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stage (b): re-decide the solid phases by EDS prior x SEM likelihood, mean-field smoothed.
+def class_log_likelihoods(
+    sem_norm: np.ndarray, labels: np.ndarray, confidence: np.ndarray
+) -> np.ndarray:
+    """(4, H, W) SEM grey-level log-likelihood of each class, learnt from the confident pixels.
 
-    Why: the EDS maps are blurred over several SEM pixels, the SEM is sharp but ambiguous. The
-    grey level of each class is learnt from the confident stage-(a) pixels as a smooth map
-    (so it follows illumination gradients), plus the bright-rim offset as a function of the
-    distance to the nearest pore; a pixel's class is then the most probable under the EDS
-    prior times that Gaussian likelihood, with Potts smoothing between neighbours. Pores stay
-    where stage (a) put them (its local-midpoint rule is better at pore edges). Returns labels
-    and confidence (for solid pixels, the margin of the two most probable classes).
+    A class's grey level is a smooth map from its confident interior pixels (so it follows
+    illumination gradients) plus the bright-rim offset as a function of the distance to the
+    nearest pore; its spread is the robust spread of the interior residuals. A class absent
+    from ``labels`` gets ``ABSENT``, one with too few confident examples a fixed penalty.
     """
     sem_s = ndi.gaussian_filter(np.asarray(sem_norm, np.float32), MF_SEM_SIGMA)
-    unary = _eds_log_prior(evidence)
+    like = np.zeros((NUM_CLASSES, *labels.shape), np.float32)
     pore = labels == PORE
     distance_bin = np.minimum(
         np.ceil(ndi.distance_transform_edt(~pore)).astype(np.int32), MF_RIM_BINS
@@ -106,12 +106,12 @@ def refine_mean_field(
     for cls in range(NUM_CLASSES):
         in_class = labels == cls
         if in_class.mean() < 0.002:  # absent in stage (a): not brought in here
-            unary[cls] -= 1e3
+            like[cls] = ABSENT
             continue
         sure_in_class = sure & in_class
         interior = sure_in_class & ((distance_bin >= MF_RIM_BINS) | (cls == PORE))
         if interior.sum() < 200:  # too few examples to learn a grey level from
-            unary[cls] -= MF_SEM_WEIGHT * 20.0
+            like[cls] = -FEW_EXAMPLES_PENALTY
             continue
         residual = sem_s - _local_mean(sem_s, interior)
         rim_offset = np.zeros(MF_RIM_BINS + 1, np.float32)
@@ -122,7 +122,30 @@ def refine_mean_field(
                     rim_offset[b] = np.median(residual[near])
         residual -= rim_offset[distance_bin]
         sd = 1.4826 * float(np.median(np.abs(residual[interior]))) + 1e-3
-        unary[cls] += MF_SEM_WEIGHT * (-0.5 * (residual / sd) ** 2 - np.log(sd))
+        like[cls] = -0.5 * (residual / sd) ** 2 - np.log(sd)
+    return like
+
+
+def refine_mean_field(
+    sem_norm: np.ndarray,
+    evidence: Evidence,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    likelihoods: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage (b): re-decide the solid phases by EDS prior x SEM likelihood, mean-field smoothed.
+
+    Why: the EDS maps are blurred over several SEM pixels, the SEM is sharp but ambiguous. A
+    pixel's class is the most probable under the EDS prior times the SEM grey-level likelihood
+    (``class_log_likelihoods`` of the stage-(a) ``labels``; pass ``likelihoods`` to reuse
+    them), with Potts smoothing between neighbours. Pores stay where stage (a) put them (its
+    local-midpoint rule is better at pore edges). Returns labels and confidence (for solid
+    pixels, the margin of the two most probable classes).
+    """
+    if likelihoods is None:
+        likelihoods = class_log_likelihoods(sem_norm, labels, confidence)
+    unary = _eds_log_prior(evidence) + MF_SEM_WEIGHT * likelihoods
+    pore = labels == PORE
 
     def normalise(energy: np.ndarray) -> np.ndarray:
         """Softmax over the class axis, in place (class planes are contiguous: fast)."""

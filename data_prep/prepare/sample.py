@@ -143,7 +143,7 @@ def _label_from_eds(
     raw: RawSample, sem: np.ndarray, settings: ConfigDict, seed: int, report: SampleReport,
     step: Any,
 ) -> _Labelled:
-    """Registers the EDS maps to the SEM and labels the sample from them (stages a and b)."""
+    """Registers the EDS maps to the SEM and labels the sample from them (stages a-c)."""
     t = step("register")
     if "eds_box_px" in raw.metadata:  # a located sub-area: the SEM was cut to it
         frames = {"sub-area": sem.shape}
@@ -175,7 +175,8 @@ def _label_from_eds(
     try:
         labels, confidence, report.label_source, notes = refine(
             settings.refine_labels, sem, evidence, stage_a, confidence, raw.scribbles,
-            seed=seed, n_jobs=int(settings.n_jobs),
+            seed=seed, n_jobs=int(settings.n_jobs), aligned_eds=aligned,
+            eds_pitch=max(registration.scale), eds_model_sweeps=int(settings.eds_model_sweeps),
         )
     except ScribbleError as err:
         raise SampleError(f"sample '{raw.name}', scribbles: {err}") from err

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_prep.labels.eds_rules import eds_evidence, eds_labels
+from data_prep.labels.eds_rules import eds_labels
 from data_prep.labels.forest import CONFIDENT, refine_forest
 from data_prep.labels.mean_field import refine_mean_field
 from data_prep.labels.scribbles import label_from_scribbles
@@ -12,6 +12,7 @@ from data_prep.registration import register_eds
 from data_prep.synthetic import SimulationParams, simulate_sample, simulate_scribbles
 from socseg_jax.core.intensity import normalize_sem
 from socseg_jax.core.scores import confusion_matrix
+from tests.data_prep.stage_a import stage_a
 
 
 def miou(truth, pred):
@@ -20,12 +21,7 @@ def miou(truth, pred):
 
 def _stage_a(params: SimulationParams, seed: int):
     """Simulated sample, normalised SEM, evidence and stage-(a) labels + confidence."""
-    s = simulate_sample(params, seed)
-    sem = normalize_sem(s.sem)
-    aligned, _ = register_eds(sem, s.eds)
-    ev = eds_evidence(sem, aligned)
-    lab_a, conf_a = eds_labels(sem, aligned, evidence=ev)
-    return s, sem, ev, lab_a, conf_a
+    return stage_a(params, seed)[:5]
 
 
 @pytest.mark.parametrize("oxidation_min", [10, 120])
