@@ -44,6 +44,7 @@ from socseg_jax.configs.prepare import get_config  # noqa: E402
 
 from data_prep import registration  # noqa: E402
 from data_prep.labels import (  # noqa: E402
+    eds_model,
     eds_rules,
     forest,
     mean_field,
@@ -156,10 +157,9 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
     scribbled_px = 0
     sweeps = int(get_config().prepare.eds_model_sweeps)
     for i, (truth, sem, evidence, stage_a, conf, aligned, pitch) in enumerate(test):
-        mf, _ = mean_field.refine_mean_field(sem, evidence, stage_a, conf)
-        em, _, _, _ = refinement.refine("mean_field", sem, evidence, stage_a, conf,
-                                        aligned_eds=aligned, eds_pitch=pitch,
-                                        eds_model_sweeps=sweeps)
+        like = mean_field.class_log_likelihoods(sem, stage_a, conf)
+        mf, mf_conf = mean_field.refine_mean_field(sem, evidence, stage_a, conf, like)
+        em, _, _ = eds_model.refine_with_eds_model(aligned, mf, mf_conf, like, pitch, sweeps)
         rf, _ = forest.refine_forest(sem, evidence, stage_a, conf, seed=0)
         marks = simulate_scribbles(truth, SCRIBBLE_STROKES, seed=1000 + i)
         scribbled_px += int((marks > 0).sum())

@@ -68,7 +68,7 @@ def eds_stack(aligned_eds: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack(
         [sum(np.asarray(aligned_eds[el], np.float32) for el in group if el in aligned_eds)
          for group in ELEMENT_GROUPS]
-    ).astype(np.float32)
+    )
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
@@ -160,17 +160,14 @@ def _band_gains(terms: _Terms, labels: np.ndarray, rows: tuple[int, int]
     own_like = np.take_along_axis(likelihoods, own[None], 0)[0]
     own_neighbours = np.take_along_axis(neighbours, own[None], 0)[0].astype(np.float32)
     best = own.copy()
-    best_gain = np.zeros(own.shape, np.float32)
     margin = np.full(own.shape, -np.inf, np.float32)
     for k in terms.candidates:
         gain = terms.eds_weight * (explained[k] - own_explained - terms.quadratic[k][own])
         gain += MF_SEM_WEIGHT * (likelihoods[k] - own_like)
         gain += POTTS_WEIGHT * (neighbours[k] - own_neighbours)
         gain[own == k] = -np.inf
+        best[gain > np.maximum(margin, 0.0)] = k  # the largest positive gain so far
         np.maximum(margin, gain, out=margin)
-        better = gain > best_gain
-        best_gain[better] = gain[better]
-        best[better] = k
     return best, margin
 
 
@@ -216,7 +213,7 @@ def refine_with_eds_model(
     edges = np.linspace(0, h, min(BANDS, h) + 1).astype(int)
     bands = list(zip(edges[:-1], edges[1:], strict=True))
     out = labels.copy()
-    margin = np.empty(labels.shape, np.float32)
+    window = 2 * int(np.ceil(MOVE_SPACING * model.blur)) + 1  # one move per window
     with ThreadPoolExecutor(min(2, len(bands))) as pool:
         for sweep in range(sweeps + 1):  # the last pass only measures the final margins
             results = list(pool.map(lambda rows, lab=out: _band_gains(terms, lab, rows), bands))
@@ -227,7 +224,6 @@ def refine_with_eds_model(
             # Of the pixels that would gain, only each neighbourhood's largest gain moves: moves
             # that explain the same residual would otherwise all be taken at once.
             gain = np.where(best != out, margin, -np.inf).astype(np.float32)
-            window = 2 * int(np.ceil(MOVE_SPACING * model.blur)) + 1
             move = (best != out) & (gain >= ndi.maximum_filter(gain, window))
             if not move.any():
                 break
