@@ -1,12 +1,14 @@
-"""job=benchmark: training, inference, sliding-window and input-pipeline throughput of the
-study's U-Net (patch 256) on every device JAX sees; writes <workdir>/benchmark.json + a table.
+"""job=benchmark: throughput of the study's U-Net on this machine (:quick for minutes).
+
+Training, inference, sliding-window and input-pipeline throughput (patch 256) on every
+device JAX sees; writes <workdir>/benchmark.json + a table.
 
 python launch.py --config configs/benchmark.py --workdir RUN          # the issue's full sizes
 python launch.py --config configs/benchmark.py:quick --workdir RUN    # minutes on a 2-core CPU
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 
 
 def get_config(preset: str = "full") -> ConfigDict:
@@ -18,7 +20,10 @@ def get_config(preset: str = "full") -> ConfigDict:
     config = ConfigDict()
     config.job = "benchmark"
     config.seed = 0
-    config.model = common.model_config()
+    config.model = sections.model_config()
+    recipe = ConfigDict()
+    sections.train_config(recipe)  # the timed training steps' optimizer: the study's recipe
+    config.recipe = ConfigDict({k: recipe[k] for k in sections.OPTIMIZER_KEYS})
     config.benchmark = ConfigDict(
         {
             "patch_size": 256,

@@ -1,4 +1,4 @@
-"""Score a checkpoint: on a prepared split, or on full images against reference label maps.
+"""job=evaluate: score a checkpoint on a prepared split or on images with references.
 
 python launch.py --config configs/evaluate.py --config.checkpoint RUN --config.dataset_dir DATA
 python launch.py --config configs/evaluate.py --config.checkpoint RUN \
@@ -6,7 +6,7 @@ python launch.py --config configs/evaluate.py --config.checkpoint RUN \
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 
 
 def get_config() -> ConfigDict:
@@ -17,5 +17,5 @@ def get_config() -> ConfigDict:
     config.split = "test"
     config.input = ""
     config.truth_dir = ""
-    config.predict = common.predict_config()
+    config.predict = sections.predict_config()
     return config

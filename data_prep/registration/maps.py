@@ -18,8 +18,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
-from socseg_jax.configs.common import MIN_REGISTRATION_QUALITY
 
+from data_prep.registration.gate import MIN_REGISTRATION_QUALITY
 from socseg_jax.core.errors import UserError
 
 
