@@ -46,14 +46,14 @@ from socseg_jax.configs.segment import get_config as segment_config  # noqa: E40
 from data_prep import synthetic  # noqa: E402
 from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.intensity import normalize_sem  # noqa: E402
-from socseg_jax.core.phases import CLASS_NAMES  # noqa: E402
+from socseg_jax.core.phases import CLASS_NAMES, NI, NIO, YSZ  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
-from socseg_jax.runtime.machine import cpu_info  # noqa: E402
+from socseg_jax.runtime.cpu_record import cpu_info  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402
 
 log = logging.getLogger("oxidation_series")
-NIO, NI, YSZ = synthetic.NIO, synthetic.NI, synthetic.YSZ
+
 
 TIMES = (0, 2, 5, 10, 20, 30, 120)
 SERIES_SEED0 = 90_000  # reported bed; no training, test or other benchmark uses 90_000+

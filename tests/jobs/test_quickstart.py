@@ -10,6 +10,7 @@ from socseg_jax.configs.quickstart import get_config
 from data_prep import synthetic
 from data_prep.patches import split_by_source
 from socseg_jax.core import dataset_layout
+from socseg_jax.core.phases import NI, NIO
 from socseg_jax.jobs.quickstart import run
 from tests.training.test_train import TINY_MODEL
 
@@ -72,4 +73,4 @@ def test_quickstart_trains_and_tests_on_unoxidised_samples(tmp_path):
                       ["oxidation_min"] == 0]
         assert unoxidised, split
         truth = tifffile.imread(tmp_path / unoxidised[0] / "truth.tif")
-        assert (truth == synthetic.NI).any() and not (truth == synthetic.NIO).any()
+        assert (truth == NI).any() and not (truth == NIO).any()
