@@ -10,8 +10,9 @@ drawn from the randomised ranges. Series seeds ``SERIES_SEED0`` = 90_000 and up 
 reported bed; ``--tuning`` uses 91_000 and up (what fixes were chosen on).
 
 Training sets differ only by the oxidation times their 14 samples cycle through
-(``--train-times``): the old quickstart's 5-120 min has no 0-min sample; ``--train-times``
-picks others (e.g. exactly one 0-min sample in the train split: the held-out composition
+(``--train-times``, default the quickstart's: 0, 2, 5, 10, 30, 120 min, two 0-min samples in
+the train split); ``--train-times 5 10 20 30 60 120`` is the quickstart before issue #29 (no
+0-min sample), ``0 2 5 10 20 30 60 120`` has exactly one (the held-out composition
 experiment). Each image is segmented by the segment job (configs/segment.py defaults, the
 quickstart's flips TTA). Reported per image and phase: the area-fraction error (predicted -
 true, percentage points), the worst image, the mean |error|, the mean IoU pooled over the
@@ -53,7 +54,6 @@ from socseg_jax.runtime.cpu_record import cpu_info  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402
 
 log = logging.getLogger("oxidation_series")
-
 
 TIMES = (0, 2, 5, 10, 20, 30, 120)
 SERIES_SEED0 = 90_000  # reported bed; no training, test or other benchmark uses 90_000+
