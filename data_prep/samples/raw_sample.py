@@ -122,6 +122,7 @@ def read_raw_sample(
     scribbles = None
     if decoded.scribble_values is not None:
         scribbles = _scribbles(files, decoded.scribble_values, sem.shape, bar, box, where)
+    _record_sources(files, metadata, scribbles is not None)
     pixel = files.pixel_size_nm or metadata.get("pixel_size_nm")
     h5 = decoded.h5
     if h5 is not None and pixel and all(h5.step_um):
@@ -133,6 +134,17 @@ def read_raw_sample(
         if MIN_EDS_SCALE <= scale <= MAX_EDS_SCALE:  # else a default dpi or a wrong tag
             metadata["eds_scale_from_steps"] = scale
     return RawSample(files.name, sem, eds, labels, pixel, metadata, extra, scribbles, warnings)
+
+
+def _record_sources(files: SampleFiles, metadata: dict[str, Any], scribbled: bool) -> None:
+    """Records where the sample is (``raw_folder``: where a reviewer's hand labels go) and
+    which hand-made file labels it (``labels_file`` or ``scribbles_file``), for the report."""
+    if files.folder is not None:
+        metadata["raw_folder"] = str(files.folder.resolve())
+    if files.labels is not None:
+        metadata["labels_file"] = str(files.labels)
+    elif scribbled:
+        metadata["scribbles_file"] = str(files.scribbles)
 
 
 def _crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
