@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from socseg_jax.runtime.machine import cpu_info
+from socseg_jax.runtime.cpu_record import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ from scipy import ndimage as ndi
 sys.path.insert(0, {root!r})
 from data_prep.synthetic import microstructure as m
 from data_prep.synthetic.params import SimulationParams
-from socseg_jax.analysis.core import AnalysisOptions, analyze_with_maps
+from socseg_jax.analysis.image_metrics import AnalysisOptions, analyze_with_maps
 from socseg_jax.analysis.tortuosity import tortuosity
 shape, kind = tuple({shape!r}), {kind!r}
 rng = np.random.default_rng(0)

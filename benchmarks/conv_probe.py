@@ -78,7 +78,7 @@ def main() -> None:
     if args.child:
         _jax_child(*shape)
         return
-    from socseg_jax.runtime.machine import cpu_info
+    from socseg_jax.runtime.cpu_record import cpu_info
 
     result: dict = {"cpu": cpu_info(), "shape_nhwc": [args.batch, args.size, args.size,
                                                       args.channels], "xla": {}}

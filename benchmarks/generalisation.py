@@ -63,7 +63,7 @@ from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
 from socseg_jax.inference.shift import read_reference  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
-from socseg_jax.runtime.machine import cpu_info  # noqa: E402
+from socseg_jax.runtime.cpu_record import cpu_info  # noqa: E402
 from socseg_jax.training.acquisition import SETTINGS as ACQUISITION_SETTINGS  # noqa: E402
 from socseg_jax.training.shift_reference import write_shift_reference  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402

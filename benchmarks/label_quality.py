@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from socseg_jax.configs.prepare import get_config  # noqa: E402
 
-from data_prep import registration  # noqa: E402
 from data_prep.labels import (  # noqa: E402
     eds_model,
     eds_rules,
@@ -53,7 +52,8 @@ from data_prep.labels import (  # noqa: E402
 )
 from data_prep.prepare import sample as prepare  # noqa: E402
 from data_prep.prepare.checks import mean_iou as miou_of  # noqa: E402
-from data_prep.registration import register_eds  # noqa: E402
+from data_prep.registration import maps as registration_maps  # noqa: E402
+from data_prep.registration.maps import register_eds  # noqa: E402
 from data_prep.samples.raw_sample import read_raw_sample  # noqa: E402
 from data_prep.synthetic import (  # noqa: E402
     DEFAULT_OXIDATION_TIMES,
@@ -67,7 +67,7 @@ from data_prep.synthetic import (  # noqa: E402
 )
 from socseg_jax.core.intensity import normalize_sem  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix as confusion  # noqa: E402
-from socseg_jax.runtime.machine import cpu_info  # noqa: E402
+from socseg_jax.runtime.cpu_record import cpu_info  # noqa: E402
 
 SETTINGS = {
     "default": {},
@@ -213,7 +213,7 @@ def _prepare_one(folder: Path, out: Path, settings) -> tuple[prepare.SampleRepor
     rejects it, prepare it again without the gate to measure the labels anyway."""
     try:
         return prepare.prepare_sample(folder, out, settings, seed=0)[1], False
-    except registration.RegistrationError:
+    except registration_maps.RegistrationError:
         ungated = settings.copy_and_resolve_references()
         ungated.min_registration_quality = -np.inf
         return prepare.prepare_sample(folder, out, ungated, seed=0)[1], True
@@ -224,7 +224,8 @@ def _true_registration_labels(sim: SyntheticSample, sem: np.ndarray, settings: d
     the prepare labeller (its refinement settings) on EDS maps warped with the TRUE
     registration (onto the scanned field)."""
     h, w = sim.phases.shape
-    full = {el: registration.warp_to(m, (h, w), sim.true_matrix()) for el, m in sim.eds.items()}
+    full = {el: registration_maps.warp_to(m, (h, w), sim.true_matrix())
+            for el, m in sim.eds.items()}
     rows = min(sem.shape[0], h)
     aligned = {el: m[:rows] for el, m in full.items()}
     sem = sem[:rows]

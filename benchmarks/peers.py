@@ -21,7 +21,7 @@ cores (the project runs as `launch.py` runs it: one XLA CPU device per core, eac
 over them); compilation and warm-up are excluded (reported apart as setup seconds).
 
 Project rows besides the benchmark job's: its default inference (the sliding window with
-`configs/common.py` predict_config) and large windows (patch P, stride P - 2 x the network's
+`configs/sections.py` predict_config) and large windows (patch P, stride P - 2 x the network's
 one-sided receptive field, one window per device per call), each against the fastest MONAI at
 50 % overlap.
 
@@ -52,7 +52,7 @@ from ml_collections import ConfigDict  # noqa: E402
 
 # Project internals: every import of the project is here.
 from socseg_jax.configs import benchmark as benchmark_config  # noqa: E402
-from socseg_jax.configs import common as common_config  # noqa: E402
+from socseg_jax.configs import sections as common_config  # noqa: E402
 
 from socseg_jax.runtime import host_devices  # noqa: E402
 

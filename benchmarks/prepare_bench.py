@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from data_prep import synthetic
-    from socseg_jax.runtime.machine import cpu_info
+    from socseg_jax.runtime.cpu_record import cpu_info
 
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "raw", Path(tmp) / "out"

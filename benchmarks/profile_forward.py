@@ -102,7 +102,7 @@ def main() -> None:
                 f"{r['gflop_per_s']:>9.1f}{r['share']:>7.1%}"
             )
         result[str(batch)] = {"total_ms": round(total, 1), "layers": rows}
-    from socseg_jax.runtime.machine import cpu_info
+    from socseg_jax.runtime.cpu_record import cpu_info
 
     Path(args.out).write_text(json.dumps(result | {"cpu": cpu_info()}, indent=2) + "\n")
     print(f"\nwrote {args.out}")

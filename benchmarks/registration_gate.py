@@ -29,7 +29,7 @@ KINDS = ("correct", "wrong_convention", "other_sample", "rolled_half", "transpos
 
 
 def _register(sem, eds, frames):
-    from data_prep.registration import register_eds
+    from data_prep.registration.maps import register_eds
 
     return register_eds(sem, eds, min_quality=-1.0, frames=frames)[1]
 
@@ -92,11 +92,12 @@ def _run(run: int, per_run: int, size: int) -> dict[str, list]:
 
 
 def _refused_fraction(runs: list[dict[str, list]], margin: float | None = None) -> dict:
-    """Per kind: the fraction of samples the gate plus the run-level check (configs/common.py
+    """Per kind: the fraction of samples the gate plus the run-level check (configs/sections.py
     defaults, or another ``margin``) refuse, one wrong sample put in a run of correct ones at
     a time."""
     from configs.common import prepare_config  # this checkout's defaults
-    from data_prep.prepare.checks import quality_outliers
+
+    from data_prep.registration.gate import quality_outliers
 
     cfg = prepare_config()
     gate = cfg.min_registration_quality
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "registration_gate.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from socseg_jax.runtime.machine import cpu_summary
+    from socseg_jax.runtime.cpu_record import cpu_summary
 
     t = time.perf_counter()
     runs = [_run(r, args.per_run, args.size) for r in range(args.runs)]

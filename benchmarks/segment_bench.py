@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from socseg_jax.inference.archive import discover_images
-from socseg_jax.jobs.segment import segment_images
+from socseg_jax.inference.archive_loop import segment_images
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -151,7 +151,7 @@ def main() -> None:
     host_devices.configure({"batch_size": args.batch_size})  # as launch.py: a device per core
     import jax
 
-    from socseg_jax.runtime.machine import cpu_info
+    from socseg_jax.runtime.cpu_record import cpu_info
 
     shape = (512, 768) if args.quick else (2856, 4096)
     results = {

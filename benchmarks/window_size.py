@@ -25,7 +25,7 @@ from socseg_jax.core.intensity import normalize_sem
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores
 from socseg_jax.inference.model_apply import make_model_apply_fn
 from socseg_jax.inference.predictor import SlidingWindowPredictor
-from socseg_jax.runtime.machine import cpu_summary
+from socseg_jax.runtime.cpu_record import cpu_summary
 from socseg_jax.training import checkpoints
 
 SETTINGS = {  # name: (patch, stride)

@@ -32,11 +32,14 @@ def _child(batch_size: int, steps: int, repetitions: int, dtype: str) -> None:
     """In a fresh process: train and inference rates of the default U-Net computing in
     ``dtype``, as JSON."""
     sys.path.insert(0, str(ROOT))
+    from socseg_jax.configs.benchmark import get_config
+
     from socseg_jax.jobs import benchmark as bench
     from socseg_jax.models.unet import UNetConfig
 
     config = UNetConfig(compute_dtype=dtype)
-    runners = [bench.train_runner(config, 256, batch_size, steps),
+    recipe = get_config().recipe
+    runners = [bench.train_runner(config, 256, batch_size, steps, recipe),
                bench.inference_runner(config, 256, batch_size, 1)]
     seconds = bench.measure(runners, repetitions, warmup=1)
     print(json.dumps({r.name: bench.rates(r, seconds[r.name]) for r in runners}))
@@ -73,7 +76,7 @@ def main() -> None:
                    if isinstance(v, dict)}
         print(f"{flags or '(default)':<50} {summary or results[flags or '(default)']}",
               flush=True)
-    from socseg_jax.runtime.machine import cpu_info
+    from socseg_jax.runtime.cpu_record import cpu_info
 
     args.out.write_text(json.dumps(results | {"cpu": cpu_info()}, indent=2))
 

@@ -6,7 +6,7 @@ python launch.py --config configs/benchmark.py:quick --workdir RUN    # minutes 
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 
 
 def get_config(preset: str = "full") -> ConfigDict:
@@ -18,7 +18,9 @@ def get_config(preset: str = "full") -> ConfigDict:
     config = ConfigDict()
     config.job = "benchmark"
     config.seed = 0
-    config.model = common.model_config()
+    config.model = sections.model_config()
+    config.recipe = ConfigDict()  # the timed training steps' optimizer: the study's recipe
+    sections.train_config(config.recipe)
     config.benchmark = ConfigDict(
         {
             "patch_size": 256,

@@ -4,13 +4,13 @@ python launch.py --config configs/default.py --config.dataset_dir DATA --workdir
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 
 
 def get_config() -> ConfigDict:
     config = ConfigDict()
     config.job = "train"
     config.dataset_dir = ""
-    config.model = common.model_config()
-    common.train_config(config)
+    config.model = sections.model_config()
+    sections.train_config(config)
     return config

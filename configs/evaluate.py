@@ -6,7 +6,7 @@ python launch.py --config configs/evaluate.py --config.checkpoint RUN \
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 
 
 def get_config() -> ConfigDict:
@@ -17,5 +17,5 @@ def get_config() -> ConfigDict:
     config.split = "test"
     config.input = ""
     config.truth_dir = ""
-    config.predict = common.predict_config()
+    config.predict = sections.predict_config()
     return config

@@ -8,7 +8,7 @@ python launch.py --config configs/prepare.py --config.raw_dir RAW --config.outpu
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 
 
 def get_config() -> ConfigDict:
@@ -17,5 +17,5 @@ def get_config() -> ConfigDict:
     config.raw_dir = ""
     config.output_dir = ""
     config.seed = 0
-    config.prepare = common.prepare_config()
+    config.prepare = sections.prepare_config()
     return config

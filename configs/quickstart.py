@@ -4,7 +4,7 @@ python launch.py --config configs/quickstart.py --workdir /tmp/quickstart
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 from socseg_jax.configs.analyze import analysis_options
 
 
@@ -14,13 +14,13 @@ def get_config() -> ConfigDict:
     config.synthetic = ConfigDict(
         {"num_samples": 14, "shape": (512, 512), "oxidation_times": (5, 10, 20, 30, 60, 120)}
     )
-    config.prepare = common.prepare_config()
+    config.prepare = sections.prepare_config()
     config.prepare.patch_size = 128
     config.prepare.stride = 64
     config.prepare.val_fraction = 0.1
     config.prepare.test_fraction = 0.2
-    config.model = common.model_config()
-    common.train_config(config)
+    config.model = sections.model_config()
+    sections.train_config(config)
     # A short CPU budget: warmup + cosine decay from 2e-3 and CE + Dice converge faster than
     # the study's constant 1e-3 and plain CE (measured: validation mIoU 0.71 vs 0.66 at
     # step 150); the network is the study's.
@@ -33,10 +33,10 @@ def get_config() -> ConfigDict:
     config.checkpoint_every_steps = 300
     config.eval_every_steps = 300
     config.log_every_steps = 50
-    config.predict = common.predict_config()  # 512² test images: one 512-px window each
+    config.predict = sections.predict_config()  # 512² test images: one 512-px window each
     config.predict.tta = "flips"  # measured +0.006 test mIoU for 4 passes on three small images
     config.segment = ConfigDict()
-    common.segment_options(config.segment)
+    sections.segment_options(config.segment)
     config.segment.overwrite = True
     config.analysis = analysis_options()  # of the segmented test images, in report/analysis
     config.analysis.group_regex = r"_ox(?P<time_min>\d+)"  # sample_003_ox30: 30 min

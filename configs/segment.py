@@ -8,7 +8,7 @@ their softmax outputs are averaged (an ensemble, as the study's 10 models).
 """
 
 from ml_collections import ConfigDict
-from socseg_jax.configs import common
+from socseg_jax.configs import sections
 from socseg_jax.configs.analyze import analysis_options
 
 
@@ -18,10 +18,10 @@ def get_config() -> ConfigDict:
     config.input = ""
     config.output_dir = ""
     config.checkpoint = ""
-    common.segment_options(config)
+    sections.segment_options(config)
     config.shard_index = -1  # -1: jax.process_index()
     config.num_shards = 0  # 0: jax.process_count()
-    config.predict = common.predict_config()
+    config.predict = sections.predict_config()
     # Microstructure analysis of the segmented images into <output_dir>/analysis/: each image
     # as it is written (a record in analysis/images/, kept by a re-run), then the report
     # (job=analyze on the output folder) at the end of the run; configs/analyze.py: the keys.

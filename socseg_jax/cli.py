@@ -48,7 +48,7 @@ def presets() -> list[str]:
     """Names of the packaged configs (socseg:NAME)."""
     root = importlib.resources.files("socseg_jax.configs")
     return sorted(p.name[:-3] for p in root.iterdir()
-                  if p.name.endswith(".py") and p.name not in ("__init__.py", "common.py"))
+                  if p.name.endswith(".py") and p.name not in ("__init__.py", "sections.py"))
 
 
 def resolve_argv(argv: list[str]) -> list[str]:

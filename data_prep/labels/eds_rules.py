@@ -18,10 +18,7 @@ from data_prep.labels.thresholds import (
     SEM_WEIGHT,
     YSZ_THRESHOLD,
 )
-from socseg_jax.core.phases import NUM_CLASSES
-
-PORE, NIO, NI, YSZ = 0, 1, 2, 3
-
+from socseg_jax.core.phases import NI, NIO, NUM_CLASSES, PORE, YSZ
 
 SEM_SIGMA = 0.5  # SEM denoising before the pore/solid decision (px)
 

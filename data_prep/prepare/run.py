@@ -12,14 +12,15 @@ import tifffile
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from data_prep.eds_area import CONVENTIONS
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.labels.refinement import REFINEMENTS
 from data_prep.patches import SPLITS, sample_origins, split_by_source
-from data_prep.prepare.checks import mean_iou, quality_outliers
+from data_prep.prepare.checks import mean_iou
 from data_prep.prepare.report_html import report_html
 from data_prep.prepare.sample import SampleReport, prepare_sample
-from data_prep.registration import RegistrationError
+from data_prep.registration.field import CONVENTIONS
+from data_prep.registration.gate import quality_outliers
+from data_prep.registration.maps import RegistrationError
 from data_prep.samples.files import SampleFiles, discover_samples, read_manifest
 from data_prep.tfds_builder import PreparedSample, build_dataset
 from socseg_jax.core import dataset_layout
@@ -44,7 +45,7 @@ def prepare(
 ) -> dict[str, Any]:
     """Prepares every sample under `raw_dir` and writes the TFDS shards under `output_dir`.
 
-    ``settings``: config.prepare (configs/common.py ``prepare_config``). Returns the report
+    ``settings``: config.prepare (configs/sections.py ``prepare_config``). Returns the report
     (also saved as `<output_dir>/prepare_report.json` and `.html`). Raises UserError when no
     sample could be prepared.
     """

@@ -13,15 +13,16 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from data_prep import qa_pictures
-from data_prep.eds_area import bar_frames, is_sub_area, locate_sub_area
 from data_prep.errors import SampleError
 from data_prep.labels.eds_rules import eds_evidence, eds_labels
 from data_prep.labels.refinement import refine
 from data_prep.labels.scribbles import ScribbleError
-from data_prep.prepare.checks import eds_resolution_warnings, mean_iou, truth_confusions
-from data_prep.registration import RegistrationError, common_grid, register_eds
+from data_prep.prepare.checks import mean_iou, truth_confusions
+from data_prep.registration.field import bar_frames, locate_eds_field, same_aspect_sub_area
+from data_prep.registration.gate import eds_resolution_warnings
+from data_prep.registration.maps import RegistrationError, register_eds
 from data_prep.samples.files import SampleFiles
-from data_prep.samples.raw_sample import RawSample, crop_to_box, read_raw_sample
+from data_prep.samples.raw_sample import RawSample, read_raw_sample
 from data_prep.tfds_builder import PreparedSample
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.atomic import write_tiff_atomic
@@ -101,7 +102,7 @@ def prepare_sample(
         max_image_bytes=int(settings.max_image_bytes),
     )
     if raw.labels is None:
-        raw = _locate_eds(raw, settings)
+        raw = locate_eds_field(raw, float(settings.eds_step_nm))
     sem = normalize_sem(raw.sem, int(settings.local_contrast_px))
     report = SampleReport(
         name=raw.name, status="ok", pixel_size_nm=raw.pixel_size_nm, metadata=raw.metadata
@@ -116,7 +117,7 @@ def prepare_sample(
         try:
             result = _label_from_eds(raw, sem, settings, seed, report, step)
         except RegistrationError as whole_field:
-            located = _same_aspect_sub_area(raw)
+            located = same_aspect_sub_area(raw)
             if located is None:
                 raise
             sem = normalize_sem(located.sem, int(settings.local_contrast_px))
@@ -185,43 +186,6 @@ def _label_from_eds(
     report.seconds["label"] = time.perf_counter() - t
     refined = raw.scribbles is not None or settings.refine_labels != "none"
     return _Labelled(labels, confidence, stage_a if refined else None, aligned)
-
-
-def _locate_eds(raw: RawSample, settings: ConfigDict) -> RawSample:
-    """``raw`` cut to the part of the SEM image its EDS maps cover, when they cover a
-    sub-area: at the scale of the pixel sizes when known (H5OINA step, the EDS TIFFs'
-    resolution tags, or ``prepare.eds_step_nm``), else searched."""
-    if not raw.eds or "eds_box_px" in raw.metadata:
-        return raw
-    scale = raw.metadata.get("eds_scale_from_steps")
-    if not scale and float(settings.eds_step_nm) > 0 and raw.pixel_size_nm:
-        scale = float(settings.eds_step_nm) / raw.pixel_size_nm
-        raw.metadata["eds_scale_from_steps"] = scale
-    eds, _ = common_grid(raw.eds)
-    shape = next(iter(eds.values())).shape
-    if not is_sub_area(raw.sem.shape, shape, int(raw.metadata.get("data_bar_rows", 0)), scale):
-        return raw
-    return _cut_to_located(raw, scale)
-
-
-def _same_aspect_sub_area(raw: RawSample) -> RawSample | None:
-    """``raw`` cut to the sub-area its maps cover when they have the image's aspect and no
-    pixel sizes tell their scale (``is_sub_area`` cannot see that case): searched at every
-    scale below the whole field's. Tried after the whole field failed to register; None when
-    the case does not apply or the search finds only the whole field."""
-    if "eds_box_px" in raw.metadata or raw.metadata.get("eds_scale_from_steps"):
-        return None
-    located = _cut_to_located(raw, None)
-    return None if located.sem.shape == raw.sem.shape else located
-
-
-def _cut_to_located(raw: RawSample, scale: float | None) -> RawSample:
-    """``raw`` cut to the box ``locate_sub_area`` finds for its maps (at ``scale``, or
-    searched)."""
-    eds, _ = common_grid(raw.eds)
-    area = locate_sub_area(normalize_sem(raw.sem), eds, scale)
-    how = "at the pixel sizes' scale" if scale else f"searched, scale {area.scale:.3f}"
-    return crop_to_box(raw, area.box, f"located ({how}, match R² {area.score:.2f})")
 
 
 def _score_against_truth(

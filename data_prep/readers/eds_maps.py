@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
-from data_prep.readers.images import read_grey
+from data_prep.readers.images import MAX_IMAGE_BYTES, read_grey
 
 EDS_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".csv")
 

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError
 from data_prep.readers.eds_maps import element_of
-from data_prep.readers.images import check_declared_size, check_file
+from data_prep.readers.images import MAX_IMAGE_BYTES, check_declared_size, check_file
 
 H5OINA_EXTS = (".h5oina",)
 

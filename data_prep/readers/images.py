@@ -15,9 +15,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError
+
+# Readers refuse a file whose header declares more than this many bytes of decoded pixels
+# (their keyword default; jobs pass config.max_image_bytes / prepare.max_image_bytes).
+MAX_IMAGE_BYTES = 4 << 30
 
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 # A compressed image's decoded size may be at most this many times its file size: zlib tops

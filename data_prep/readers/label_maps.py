@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.readers.images import (
     IMAGE_EXTS,
+    MAX_IMAGE_BYTES,
     check_declared_size,
     check_file,
     file_format,

@@ -1,5 +1,5 @@
-"""Where a raw sample's files are: one folder per sample (DESIGN.md), grouping folders, manifests.
-"""
+"""Where a raw sample's files are: one folder per sample (docs/design.md), grouping folders,
+manifests."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _has_flat_eds_maps(maps: Mapping[str, Path]) -> bool:
 
 
 def sample_files(sample_dir: str | os.PathLike, name: str | None = None) -> SampleFiles:
-    """The files of a sample folder in the raw layout (DESIGN.md); ``name`` defaults to the
+    """The files of a sample folder in the raw layout (docs/design.md); ``name`` defaults to the
     folder's name. Also accepted: an AZtec-style export folder, element maps beside the SEM
     image (``Electron Image 1.tif`` when there is no ``sem.tif``), without an ``eds`` folder."""
     d = Path(sample_dir)

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from socseg_jax.configs.common import MAX_IMAGE_BYTES
 
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.readers.data_bar import crop_data_bar
 from data_prep.readers.eds_maps import REQUIRED_ELEMENTS, find_eds_maps, read_eds_map
 from data_prep.readers.h5oina import H5OINA_EXTS, H5OinaMaps, read_h5oina
-from data_prep.readers.images import read_grey, to_grey
+from data_prep.readers.images import MAX_IMAGE_BYTES, read_grey, to_grey
 from data_prep.readers.label_maps import (
     labels_from_values,
     read_label_values,

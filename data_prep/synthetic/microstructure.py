@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from data_prep.synthetic.params import NI, NIO, PORE, YSZ, SimulationParams, oxide_thickness_px
+from data_prep.synthetic.params import SimulationParams, oxide_thickness_px
+from socseg_jax.core.phases import NI, NIO, PORE, YSZ
 
 
 def grf(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:

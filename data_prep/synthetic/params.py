@@ -15,8 +15,6 @@ import numpy as np
 
 ELEMENTS = ("Ni", "O", "Zr", "Y")
 EDS_FILE_NAMES = {"Ni": "Ni Ka1.tif", "O": "O Ka1.tif", "Zr": "Zr La1.tif", "Y": "Y La1.tif"}
-PORE, NIO, NI, YSZ = 0, 1, 2, 3
-PHASE_NAMES = ("pore", "NiO", "Ni", "YSZ")
 OXIDE_LAWS = ("parabolic", "linear", "logarithmic")
 DATA_BARS = ("none", "overlay", "appended")
 # Growth laws are scaled to give the same shell at OXIDE_T_REF minutes (see oxide_thickness_px).

@@ -59,14 +59,12 @@ import numpy as np
 
 from data_prep.synthetic.params import (
     DATA_BARS,
-    NI,
-    NIO,
     OXIDE_LAWS,
-    YSZ,
     SimulationParams,
     SyntheticSample,
 )
 from data_prep.synthetic.render import simulate_sample
+from socseg_jax.core.phases import NI, NIO, YSZ
 
 DEFAULT_OXIDATION_TIMES = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, 120.0)
 GREY_ORDERS = tuple(permutations((NIO, NI, YSZ)))  # darkest solid first

@@ -24,14 +24,11 @@ from data_prep.synthetic.microstructure import grf, microstructure, oxidise, vor
 from data_prep.synthetic.params import (
     EDS_RATES,
     ELEMENTS,
-    NI,
-    NIO,
-    PORE,
-    YSZ,
     SimulationParams,
     SyntheticSample,
     eds_grid,
 )
+from socseg_jax.core.phases import NI, NIO, PORE, YSZ
 
 
 def _grain_texture(rng: np.random.Generator, phases: np.ndarray, p: SimulationParams) -> np.ndarray:

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.synthetic.params import EDS_FILE_NAMES, PHASE_NAMES, SyntheticSample
+from data_prep.synthetic.params import EDS_FILE_NAMES, SyntheticSample
 from data_prep.synthetic.randomised import PRESETS, Preset, derive_seed, param_seed
 from data_prep.synthetic.render import add_data_bar, simulate_sample
 from socseg_jax.core.atomic import atomic_path, write_json_atomic, write_tiff_atomic
+from socseg_jax.core.phases import CLASS_NAMES
 
 _sample_seed = derive_seed  # the name tests and older callers use
 
@@ -126,12 +127,12 @@ def sample_metadata(sample: SyntheticSample, seed: int, extra_bar_rows: int = 0)
         "eds_downsample": sample.eds_downsample,
         "pixel_size_nm": sample.pixel_size_nm,
         "oxidation_min": sample.oxidation_min,
-        "phase_fractions": {n: float(f) for n, f in zip(PHASE_NAMES, fractions, strict=True)},
+        "phase_fractions": {n: float(f) for n, f in zip(CLASS_NAMES, fractions, strict=True)},
         "registration_shift_yx": [-sample.drift_yx[0], -sample.drift_yx[1]],
         "scale": sample.scale,
         "true_matrix": sample.true_matrix().tolist(),
         "eds_pitch_yx": list(sample.eds_pitch()),
-        "grey_order": [PHASE_NAMES[c] for c in solids_by_level],
+        "grey_order": [CLASS_NAMES[c] for c in solids_by_level],
         "data_bar": bar,
         "data_bar_rows": rows,
         "extra_data_bar_rows": extra_bar_rows,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from socseg_jax.analysis.common import (
+from socseg_jax.analysis.label_field import (
     PHASES,
     axis_index,
     border_labels,

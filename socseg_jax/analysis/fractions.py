@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from socseg_jax.analysis.common import NOT_SAMPLE, PHASES
+from socseg_jax.analysis.label_field import NOT_SAMPLE, PHASES
 from socseg_jax.core.errors import UserError
 
 

@@ -20,7 +20,7 @@ from itertools import combinations
 
 import numpy as np
 
-from socseg_jax.analysis.common import NOT_SAMPLE, PHASES, Units
+from socseg_jax.analysis.label_field import NOT_SAMPLE, PHASES, Units
 
 
 def edge_counts(labels: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from data_prep.readers.label_maps import read_label_values
 from data_prep.readers.sem_metadata import read_pixel_size_nm
-from socseg_jax.analysis.common import NOT_SAMPLE
+from socseg_jax.analysis.label_field import NOT_SAMPLE
 from socseg_jax.core.errors import MissingInputError, UserError
 from socseg_jax.core.phases import STUDY_GREY
 from socseg_jax.inference.archive import discover_images

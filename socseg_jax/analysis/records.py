@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from socseg_jax.analysis import reading, report
-from socseg_jax.analysis.core import AnalysisOptions, analyze_with_maps
+from socseg_jax.analysis.image_metrics import AnalysisOptions, analyze_with_maps
 from socseg_jax.analysis.reading import LabelFile
 from socseg_jax.core.atomic import write_text_atomic
 from socseg_jax.core.phases import CLASS_NAMES

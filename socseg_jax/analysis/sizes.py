@@ -28,7 +28,7 @@ import edt
 import numpy as np
 from scipy import ndimage as ndi
 
-from socseg_jax.analysis.common import NOT_SAMPLE, PHASES, Units, cluster_sizes, structure
+from socseg_jax.analysis.label_field import NOT_SAMPLE, PHASES, Units, cluster_sizes, structure
 
 _CHUNK = 1 << 22  # elements of one stamping step (bounds memory)
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from socseg_jax.analysis.common import axis_index, percolating
+from socseg_jax.analysis.label_field import axis_index, percolating
 
 TOLERANCE = 1e-6
 MAX_ITERATIONS = 2000

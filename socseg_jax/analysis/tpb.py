@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from socseg_jax.analysis.common import NOT_SAMPLE, Units, axis_index, percolating
+from socseg_jax.analysis.label_field import NOT_SAMPLE, Units, axis_index, percolating
+from socseg_jax.core.phases import NI, NIO, PORE, YSZ
 
-PORE, NIO, NI, YSZ = 0, 1, 2, 3
 _OUT_BIT = 16
 
 

@@ -1,8 +1,8 @@
 """Where `prepare` writes each file of a prepared dataset (one home for the layout).
 
 ``<output_dir>/images/<sample>.tif`` (normalised SEM), ``labels/<sample>_labels.tif`` (uint8
-class ids, DESIGN.md), ``labels/<sample>_confidence.tif``, ``qa/`` pictures with the registered
-EDS maps, and the reports.
+class ids, docs/design.md), ``labels/<sample>_confidence.tif``, ``qa/`` pictures with the
+registered EDS maps, and the reports.
 """
 
 from __future__ import annotations

@@ -9,10 +9,9 @@ import numpy as np
 
 from socseg_jax.core.errors import UserError
 
+PORE, NIO, NI, YSZ = 0, 1, 2, 3
 CLASS_NAMES: tuple[str, ...] = ("pore", "NiO", "Ni", "YSZ")
-
-
-NUM_CLASSES: int = 4
+NUM_CLASSES: int = len(CLASS_NAMES)
 
 
 # Distinguishable colours (colour-blind friendly-ish): black-blue pore, orange NiO,

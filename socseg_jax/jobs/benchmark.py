@@ -27,13 +27,12 @@ import numpy as np
 from flax import nnx
 from ml_collections import ConfigDict
 
-from socseg_jax.configs.common import train_config
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.atomic import write_json_atomic
-from socseg_jax.jobs.common import require_workdir
+from socseg_jax.jobs.job_checks import require_workdir
 from socseg_jax.models.unet import UNet, UNetConfig
 from socseg_jax.runtime import distributed
-from socseg_jax.runtime.machine import cpu_info
+from socseg_jax.runtime.cpu_record import cpu_info
 from socseg_jax.training import input_pipeline
 from socseg_jax.training.optim import make_optimizer
 from socseg_jax.training.train import init_model, make_train_step
@@ -141,15 +140,15 @@ def _random_batch(batch_size: int, patch: int, channels: int, classes: int, seed
 
 
 def train_runner(
-    model_config: UNetConfig, patch: int, batch_size: int, steps: int, seed: int = 0,
-    name: str = "jax_train",
+    model_config: UNetConfig, patch: int, batch_size: int, steps: int, recipe: ConfigDict,
+    seed: int = 0, name: str = "jax_train",
 ) -> Runner:
-    """`steps` training steps (Adam 1e-3, cross-entropy, dropout on) of the project's step."""
+    """`steps` training steps (dropout on) of the project's step with the optimizer of
+    ``recipe`` (the training keys; the benchmark config's ``recipe``: the study's Adam 1e-3)."""
     mesh = distributed.data_mesh()
     distributed.check_batch_size(batch_size)
     fns, params = init_model(model_config, seed)
-    recipe = ConfigDict()
-    train_config(recipe)  # the study's recipe: Adam 1e-3, constant
+    recipe = ConfigDict(recipe.to_dict())
     recipe.num_train_steps = steps
     tx = make_optimizer(recipe)
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.int32(0)}
@@ -286,8 +285,8 @@ def jax_runners(config: ConfigDict, workdir: Path) -> list[Runner]:
     for dtype in b.train_compute_dtypes:
         suffix = "" if dtype == "float32" else f"_{dtype}"
         runners.append(train_runner(_model_config(config, dtype), b.patch_size,
-                                    b.train_batch_size, b.train_steps, seed,
-                                    name=f"jax_train{suffix}"))
+                                    b.train_batch_size, b.train_steps, config.recipe,
+                                    seed, name=f"jax_train{suffix}"))
     f32 = _model_config(config, "float32")
     runners.append(inference_runner(f32, b.patch_size, b.inference_batch_size,
                                     b.inference_batches, seed))

@@ -19,7 +19,7 @@ from socseg_jax.inference.archive import discover_images
 from socseg_jax.inference.image_input import preprocess, resolve_normalisation
 from socseg_jax.inference.loading import predictor_from_config
 from socseg_jax.inference.model_apply import make_model_apply_fn
-from socseg_jax.jobs.common import require
+from socseg_jax.jobs.job_checks import require
 from socseg_jax.training import checkpoints, input_pipeline
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
-from socseg_jax.jobs.common import require
+from socseg_jax.jobs.job_checks import require
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,12 @@ from socseg_jax.core.phases import CLASS_NAMES, label_fractions
 from socseg_jax.evaluation import baselines, figures
 from socseg_jax.evaluation.references import score_pairs
 from socseg_jax.inference.archive import ImageJob
+from socseg_jax.inference.archive_loop import segment_images
 from socseg_jax.inference.image_input import resolve_normalisation
 from socseg_jax.inference.loading import build_predictor
 from socseg_jax.inference.shift import read_reference
 from socseg_jax.jobs import analyze
-from socseg_jax.jobs.common import require_workdir
-from socseg_jax.jobs.segment import segment_images
+from socseg_jax.jobs.job_checks import require_workdir
 from socseg_jax.training import checkpoints
 from socseg_jax.training.train import train_and_evaluate
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
-from socseg_jax.jobs.common import require, require_workdir
+from socseg_jax.jobs.job_checks import require, require_workdir
 
 
 def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:

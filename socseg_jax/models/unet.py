@@ -52,9 +52,9 @@ class UNetConfig:
     features: tuple[int, ...] = study.FEATURES
     encoder_dropout: tuple[float, ...] = study.ENCODER_DROPOUT
     decoder_dropout: tuple[float, ...] = study.DECODER_DROPOUT
-    in_channels: int = 1
-    num_classes: int = 4
-    compute_dtype: str = "float32"
+    in_channels: int = study.IN_CHANNELS
+    num_classes: int = study.NUM_CLASSES
+    compute_dtype: str = study.COMPUTE_DTYPE
 
     def __post_init__(self) -> None:
         # Normalise sequences to tuples (keeps the frozen dataclass hashable), then validate.

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from ml_collections import ConfigDict
 
-from socseg_jax.analysis.common import field_box
-from socseg_jax.analysis.core import AnalysisOptions, analyze_with_maps
+from socseg_jax.analysis.image_metrics import AnalysisOptions, analyze_with_maps
+from socseg_jax.analysis.label_field import field_box
 from socseg_jax.configs.analyze import analysis_options
 
 # The metrics the table shows (the rest are in job=analyze's report), by name pattern.
@@ -20,7 +20,7 @@ MAIN_METRICS = re.compile(
     r"_area_pct$|^tpb_(density|lv)_|^tpb_active_._pct$|_percolating_pct$"
     r"|_local_thickness_mean_|_particle_diameter_mean_|_tortuosity_._unitless$"
 )
-# Unit suffixes of the metric names (analysis.common.Units), longest first, as printed.
+# Unit suffixes of the metric names (analysis.label_field.Units), longest first, as printed.
 UNITS = (
     ("_um2_per_um3", "µm²/µm³"), ("_um_per_um3", "µm/µm³"), ("_um_per_um2", "µm/µm²"),
     ("_per_um2", "1/µm²"), ("_um", "µm"),

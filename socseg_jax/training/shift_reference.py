@@ -12,7 +12,6 @@ import tifffile
 from ml_collections import ConfigDict
 
 from data_prep.tfds_builder import dataset_metadata, open_split, resolve_dataset_dir
-from socseg_jax.configs.common import predict_config
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.intensity import to_model_input
 from socseg_jax.inference.levels import class_levels, reference_levels
@@ -41,18 +40,17 @@ def reference_images(dataset_dir: str, limit: int) -> list[Path]:
 
 
 def write_shift_reference(
-    workdir: Path, dataset_dir: str, limit: int, predict: ConfigDict | None = None
+    workdir: Path, dataset_dir: str, limit: int, predict: ConfigDict
 ) -> None:
     """Predicts up to ``limit`` training images with the run's latest checkpoint, with the
-    run's ``predict`` settings (default: segment's, configs/common.py ``predict_config``; the
-    quickstart's flips TTA gives other uncertainty features), and stores their features' mean
-    and spread in ``<workdir>/shift_reference.json``."""
+    run's ``predict`` settings (the train config's ``predict``, as segment will use them; a
+    TTA changes the uncertainty features), and stores their features' mean and spread in
+    ``<workdir>/shift_reference.json``."""
     images = reference_images(dataset_dir, limit)
     if not images:
         log.info("no prepared full-size images beside %s: no shift reference", dataset_dir)
         return
     model, _, _ = checkpoints.load_model(workdir)
-    predict = predict or predict_config()
     predictor = predictor_from_config(make_model_apply_fn(model), predict)
     rows, levels = [], []
     for path in images:

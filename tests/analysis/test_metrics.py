@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from socseg_jax.analysis.connectivity import phase_connectivity
-from socseg_jax.analysis.core import AnalysisOptions, analyze_image
 from socseg_jax.analysis.fractions import fraction_metrics
+from socseg_jax.analysis.image_metrics import AnalysisOptions, analyze_image
 from socseg_jax.analysis.interfaces import edge_counts
 from socseg_jax.analysis.sizes import chord_lengths, local_thickness, particle_diameters
 from socseg_jax.analysis.tortuosity import tortuosity

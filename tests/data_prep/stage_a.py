@@ -1,7 +1,7 @@
 """A simulated sample taken through registration and stage (a), for the label tests."""
 
 from data_prep.labels.eds_rules import eds_evidence, eds_labels
-from data_prep.registration import register_eds
+from data_prep.registration.maps import register_eds
 from data_prep.synthetic import SimulationParams, simulate_sample
 from socseg_jax.core.intensity import normalize_sem
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from data_prep.eds_area import bar_frames, is_sub_area, locate_sub_area
-from data_prep.registration import register_eds
+from data_prep.registration.field import bar_frames, is_sub_area, locate_sub_area
+from data_prep.registration.maps import register_eds
 from data_prep.synthetic import SimulationParams, simulate_sample
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.intensity import normalize_sem

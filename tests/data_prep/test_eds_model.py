@@ -10,14 +10,13 @@ from data_prep.labels.eds_rules import eds_evidence, eds_labels
 from data_prep.labels.mean_field import class_log_likelihoods, refine_mean_field
 from data_prep.labels.refinement import refine
 from data_prep.prepare.checks import mean_iou
-from data_prep.registration import warp_to
+from data_prep.registration.maps import warp_to
 from data_prep.synthetic import SimulationParams, simulate_sample
 from data_prep.synthetic.params import EDS_RATES
 from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.core.phases import NI, NIO
 from socseg_jax.core.scores import confusion_matrix
 from tests.data_prep.stage_a import stage_a
-
-NIO, NI = 1, 2
 
 
 def _maps_of(labels: np.ndarray, rates: np.ndarray, blur: float, seed: int) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import skimage.io
 import tifffile
-from socseg_jax.configs.common import prepare_config
+from socseg_jax.configs.sections import prepare_config
 from socseg_jax.configs.segment import get_config
 
 from data_prep import synthetic

@@ -8,7 +8,7 @@ from data_prep.labels.forest import CONFIDENT, refine_forest
 from data_prep.labels.mean_field import refine_mean_field
 from data_prep.labels.scribbles import label_from_scribbles
 from data_prep.prepare.checks import mean_iou
-from data_prep.registration import register_eds
+from data_prep.registration.maps import register_eds
 from data_prep.synthetic import SimulationParams, simulate_sample, simulate_scribbles
 from socseg_jax.core.intensity import normalize_sem
 from socseg_jax.core.scores import confusion_matrix

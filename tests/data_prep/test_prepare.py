@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import skimage.io
 import tifffile
-from socseg_jax.configs.common import prepare_config
+from socseg_jax.configs.sections import prepare_config
 
 from data_prep import synthetic
 from data_prep.prepare.run import prepare
@@ -17,7 +17,7 @@ from socseg_jax.core.intensity import normalisation_settings
 
 
 def settings(**overrides):
-    """config.prepare (configs/common.py) on small patches, with some keys changed."""
+    """config.prepare (configs/sections.py) on small patches, with some keys changed."""
     config = prepare_config()
     config.update(dict(patch_size=64, stride=64, val_fraction=0.2, test_fraction=0.2) | overrides)
     return config

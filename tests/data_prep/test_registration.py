@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from socseg_jax.configs.common import prepare_config
+from socseg_jax.configs.sections import prepare_config
 
-from data_prep.eds_area import bar_frames
 from data_prep.readers.data_bar import crop_data_bar
-from data_prep.registration import RegistrationError, register_eds
+from data_prep.registration.field import bar_frames
+from data_prep.registration.maps import RegistrationError, register_eds
 from data_prep.synthetic import SimulationParams, add_data_bar, simulate_sample
 from socseg_jax.core.intensity import normalize_sem
 

@@ -7,7 +7,7 @@ import tifffile
 from skimage.filters import threshold_multiotsu
 
 from data_prep.labels.eds_rules import eds_labels
-from data_prep.registration import register_eds
+from data_prep.registration.maps import register_eds
 from data_prep.samples.raw_sample import read_raw_sample
 from data_prep.synthetic import SimulationParams, simulate_sample, write_raw_dataset
 from socseg_jax.core.intensity import normalize_sem

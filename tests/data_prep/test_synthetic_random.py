@@ -15,16 +15,12 @@ import pytest
 import tifffile
 
 from data_prep.readers.data_bar import detect_data_bar
-from data_prep.registration import register_eds
+from data_prep.registration.maps import register_eds
 from data_prep.samples.raw_sample import read_raw_sample
 from data_prep.synthetic import (
     DEFAULT_RANGES,
     GREY_ORDERS,
-    NI,
-    NIO,
-    PORE,
     PRESETS,
-    YSZ,
     SimulationParams,
     oxide_thickness_px,
     param_seed,
@@ -33,6 +29,7 @@ from data_prep.synthetic import (
     write_raw_dataset,
 )
 from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.core.phases import NI, NIO, PORE, YSZ
 
 # sha256 of the arrays of simulate_sample(SimulationParams(), seed=3) (sem, phases, eds Ni, O,
 # Zr, Y, then repr((drift_yx, rotation_deg))), computed with the code before this change.

@@ -13,7 +13,7 @@ from socseg_jax.configs.segment import get_config
 
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import STUDY_GREY
-from socseg_jax.inference import archive, outputs
+from socseg_jax.inference import archive, archive_loop, outputs
 from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.jobs import segment
 from socseg_jax.training import checkpoints
@@ -153,7 +153,7 @@ def test_killed_run_resumes_without_partial_files(tmp_path, monkeypatch):
     monkeypatch.setattr(outputs, "save_overlay_png", dying_save)
     first = CountingPredictor()
     with pytest.raises(KeyboardInterrupt):
-        segment.segment_images(first, jobs, out, options(num_workers=1, prefetch=1))
+        archive_loop.segment_images(first, jobs, out, options(num_workers=1, prefetch=1))
     monkeypatch.setattr(outputs, "save_overlay_png", real_save)
     # Every file under its final name is complete; the summary lists the finished images.
     for path in out.glob("*.tif"):
@@ -163,13 +163,13 @@ def test_killed_run_resumes_without_partial_files(tmp_path, monkeypatch):
     assert list(out.glob(".*.tmp"))  # a stale temporary, as a SIGKILL would leave
 
     second = CountingPredictor()
-    rows = segment.segment_images(second, jobs, out, options())
+    rows = archive_loop.segment_images(second, jobs, out, options())
     assert second.calls == 3
     assert [r["status"] for r in rows] == ["skipped"] * 2 + ["ok"] * 3
     assert rows[0]["NiO_percent"] != ""
     assert not list(out.glob(".*.tmp"))
     third = CountingPredictor()
-    rows = segment.segment_images(third, jobs, out, options())
+    rows = archive_loop.segment_images(third, jobs, out, options())
     assert [r["status"] for r in rows] == ["skipped"] * 5
     assert third.calls == 0
 
@@ -197,7 +197,7 @@ def test_data_bar_and_options(tmp_path):
     image = np.arange(60 * 40, dtype=np.uint8).reshape(60, 40)
     tifffile.imwrite(tmp_path / "bar.tif", image)
     job = archive.ImageJob(tmp_path / "bar.tif", Path("bar.tif"))
-    rows = segment.segment_images(
+    rows = archive_loop.segment_images(
         SlidingWindowPredictor(pixelwise_model, patch_size=PATCH), [job], tmp_path / "out",
         options(data_bar="12", preprocess="keras_l2_rows"),
     )
@@ -207,7 +207,7 @@ def test_data_bar_and_options(tmp_path):
     bar[53, 5:9] = 0  # with some text
     tifffile.imwrite(tmp_path / "auto.tif", bar)
     job = archive.ImageJob(tmp_path / "auto.tif", Path("auto.tif"))
-    rows = segment.segment_images(
+    rows = archive_loop.segment_images(
         SlidingWindowPredictor(pixelwise_model, patch_size=PATCH), [job], tmp_path / "out",
         options(),  # data_bar="auto" is the default, as in prepare
     )
@@ -227,7 +227,7 @@ import jax.numpy as jnp
 from socseg_jax.configs.segment import get_config
 from socseg_jax.inference.archive import discover_images
 from socseg_jax.inference.predictor import SlidingWindowPredictor
-from socseg_jax.jobs.segment import segment_images
+from socseg_jax.inference.archive_loop import segment_images
 
 class Slow(SlidingWindowPredictor):
     def predict_maps(self, image, kinds=("labels",), dtypes=None):
@@ -270,7 +270,8 @@ def test_sigkilled_run_resumes(tmp_path):
     for path in out.glob("*_labels.tif"):  # whatever exists under a final name is complete
         assert tifffile.imread(path).shape == (300, 200)
     predictor = CountingPredictor()
-    rows = segment.segment_images(predictor, archive.discover_images(str(source)), out, options())
+    jobs = archive.discover_images(str(source))
+    rows = archive_loop.segment_images(predictor, jobs, out, options())
     assert predictor.calls == 8 - len(done_before)
     assert sum(r["status"] == "skipped" for r in rows) == len(done_before)
     assert all(r["status"] in ("ok", "skipped") for r in rows)

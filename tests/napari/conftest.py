@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from socseg_jax.configs.common import prepare_config
+from socseg_jax.configs.sections import prepare_config
 
 from data_prep import synthetic
 from data_prep.prepare.run import prepare

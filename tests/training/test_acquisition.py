@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from ml_collections import ConfigDict
-from socseg_jax.configs.common import train_config
+from socseg_jax.configs.sections import train_config
 
 from socseg_jax.core.errors import UserError
 from socseg_jax.training.acquisition import SETTINGS, AcquisitionAugment
@@ -11,7 +11,7 @@ from socseg_jax.training.input_pipeline import train_batches
 
 
 def settings(**overrides):
-    """config.acquisition (configs/common.py), enabled, with some settings changed."""
+    """config.acquisition (configs/sections.py), enabled, with some settings changed."""
     config = ConfigDict()
     train_config(config)
     config.acquisition.enabled = True

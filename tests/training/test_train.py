@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import nnx
 from ml_collections import ConfigDict
-from socseg_jax.configs.common import train_config
+from socseg_jax.configs.sections import train_config
 
 from socseg_jax.core.intensity import NORMALISATION_FILE, normalisation_settings
 from socseg_jax.models.unet import UNetConfig
@@ -30,7 +30,7 @@ TINY_MODEL = {
 
 
 def tiny_config(dataset_dir, steps=6) -> ConfigDict:
-    """The training keys of configs/common.py on a tiny model and a few steps."""
+    """The training keys of configs/sections.py on a tiny model and a few steps."""
     config = ConfigDict()
     train_config(config)
     config.update(

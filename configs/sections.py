@@ -3,14 +3,9 @@
 from ml_collections import ConfigDict
 
 from data_prep.labels.thresholds import DEFAULT_THRESHOLDS
+from data_prep.readers.images import MAX_IMAGE_BYTES
+from data_prep.registration.maps import MIN_REGISTRATION_QUALITY
 from socseg_jax.models import study
-
-# Readers refuse a file whose header declares more than this many bytes of decoded pixels
-# (the readers' keyword default; jobs pass config.max_image_bytes / prepare.max_image_bytes).
-MAX_IMAGE_BYTES = 4 << 30
-# EDS registration gate (benchmarks/registration_gate.py, 48 simulated samples: correct
-# >= 0.89, maps of another sample / shifted / transposed <= 0.52); register_eds's default.
-MIN_REGISTRATION_QUALITY = 0.7
 
 
 def model_config() -> ConfigDict:
@@ -20,9 +15,9 @@ def model_config() -> ConfigDict:
             "features": study.FEATURES,
             "encoder_dropout": study.ENCODER_DROPOUT,
             "decoder_dropout": study.DECODER_DROPOUT,
-            "in_channels": 1,
-            "num_classes": 4,
-            "compute_dtype": "float32",
+            "in_channels": study.IN_CHANNELS,
+            "num_classes": study.NUM_CLASSES,
+            "compute_dtype": study.COMPUTE_DTYPE,
         }
     )
 
@@ -77,7 +72,7 @@ def prepare_config() -> ConfigDict:
 
 
 def train_config(config: ConfigDict) -> None:
-    """Adds the training keys (flat, as in DESIGN.md) to `config`: the study's recipe."""
+    """Adds the training keys (flat, as in docs/design.md) to `config`: the study's recipe."""
     config.batch_size = 32  # global, split over every device of every process
     config.num_train_steps = 3000
     config.num_epochs = 0  # > 0: train for this many epochs instead of num_train_steps
@@ -97,6 +92,7 @@ def train_config(config: ConfigDict) -> None:
     config.eval_every_steps = 500  # validation mean IoU; 0 = only at the end
     config.early_stopping_patience = 0  # evaluations without improvement; 0 = never stop
     config.shift_reference_images = 8  # training images whose features segment compares to
+    config.predict = predict_config()  # how the shift reference's images are predicted
     config.augment = True  # D4 flips and rotations
     # Acquisition changes (training/acquisition.py); a setting of 0 switches that part off.
     # Chosen by benchmarks/generalisation.py (three training seeds, 8 images per set): noise up
@@ -137,7 +133,7 @@ def predict_config() -> ConfigDict:
 
 
 def segment_options(config: ConfigDict) -> None:
-    """Adds what `segment` reads and writes per image to `config` (flat keys, DESIGN.md)."""
+    """Adds what `segment` reads and writes per image to `config` (flat keys, docs/design.md)."""
     config.label_encoding = "ids"  # written label maps: 'ids' (0..3) or 'grey' (0/85/170/255)
     config.overwrite = False  # False: skip images whose outputs are complete (resume)
     config.save_probabilities = False  # <stem>_proba.tif, float16 (K, H, W)

@@ -11,7 +11,7 @@ import numpy as np
 
 from socseg_jax.analysis import connectivity, fractions, interfaces, sizes, tpb
 from socseg_jax.analysis import tortuosity as tort
-from socseg_jax.analysis.common import AXES, PHASES, Units, check_labels, crop_to_field
+from socseg_jax.analysis.label_field import AXES, PHASES, Units, check_labels, crop_to_field
 from socseg_jax.core.errors import UserError
 
 DIRECTIONS = ("both", "y", "x")

@@ -6,7 +6,8 @@ frame, bar rows included) or appended below it (FEI/Thermo: the maps cover the i
 ``bar_frames`` gives the SEM extent the maps cover under each convention, and registration
 keeps the one that fits (``auto``). AZtec maps of a sub-area cover only part of the electron
 image: ``locate_sub_area`` finds that box, at the scale of the pixel sizes when known, else by
-a multi-scale search, by the multiple correlation of the maps with the SEM image.
+a multi-scale search, by the multiple correlation of the maps with the SEM image;
+``locate_eds_field`` cuts a raw sample to that box.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import match_template
 
-from data_prep.registration import RegistrationError
+from data_prep.registration.maps import RegistrationError, common_grid
+from data_prep.samples.raw_sample import RawSample, crop_to_box
 from socseg_jax.core.errors import UserError
+from socseg_jax.core.intensity import normalize_sem
 
 CONVENTIONS = ("auto", "overlay", "appended")
 ASPECT_TOLERANCE = 0.03  # relative grid-ratio mismatch (rows vs columns) that means sub-area
@@ -135,3 +138,40 @@ def _scales(s_hi: float) -> list[float]:
     """Geometric series of SEM px per EDS px from ``s_hi`` down to ``MIN_FRACTION * s_hi``."""
     n = int(np.ceil(np.log(MIN_FRACTION) / np.log(SCALE_STEP)))
     return [s_hi * SCALE_STEP**k for k in range(n + 1) if s_hi * SCALE_STEP**k >= 1.0]
+
+
+def locate_eds_field(raw: RawSample, eds_step_nm: float) -> RawSample:
+    """``raw`` cut to the part of the SEM image its EDS maps cover, when they cover a
+    sub-area: at the scale of the pixel sizes when known (H5OINA step, the EDS TIFFs'
+    resolution tags, or ``eds_step_nm`` > 0), else searched."""
+    if not raw.eds or "eds_box_px" in raw.metadata:
+        return raw
+    scale = raw.metadata.get("eds_scale_from_steps")
+    if not scale and eds_step_nm > 0 and raw.pixel_size_nm:
+        scale = eds_step_nm / raw.pixel_size_nm
+        raw.metadata["eds_scale_from_steps"] = scale
+    eds, _ = common_grid(raw.eds)
+    shape = next(iter(eds.values())).shape
+    if not is_sub_area(raw.sem.shape, shape, int(raw.metadata.get("data_bar_rows", 0)), scale):
+        return raw
+    return _cut_to_located(raw, scale)
+
+
+def same_aspect_sub_area(raw: RawSample) -> RawSample | None:
+    """``raw`` cut to the sub-area its maps cover when they have the image's aspect and no
+    pixel sizes tell their scale (``is_sub_area`` cannot see that case): searched at every
+    scale below the whole field's. Tried after the whole field failed to register; None when
+    the case does not apply or the search finds only the whole field."""
+    if "eds_box_px" in raw.metadata or raw.metadata.get("eds_scale_from_steps"):
+        return None
+    located = _cut_to_located(raw, None)
+    return None if located.sem.shape == raw.sem.shape else located
+
+
+def _cut_to_located(raw: RawSample, scale: float | None) -> RawSample:
+    """``raw`` cut to the box ``locate_sub_area`` finds for its maps (at ``scale``, or
+    searched)."""
+    eds, _ = common_grid(raw.eds)
+    area = locate_sub_area(normalize_sem(raw.sem), eds, scale)
+    how = "at the pixel sizes' scale" if scale else f"searched, scale {area.scale:.3f}"
+    return crop_to_box(raw, area.box, f"located ({how}, match R² {area.score:.2f})")

@@ -8,9 +8,9 @@ import tifffile
 
 from data_prep import synthetic
 from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.inference import archive_loop
 from socseg_jax.inference.archive import ImageJob
 from socseg_jax.inference.predictor import SlidingWindowPredictor
-from socseg_jax.jobs import segment
 from tests.jobs.test_segment import options, pixelwise_model
 
 BAR_ROWS = 40
@@ -23,7 +23,7 @@ def simulated_sem() -> np.ndarray:
 
 def segment_one(path: Path, out: Path) -> tuple[np.ndarray, dict]:
     predictor = SlidingWindowPredictor(pixelwise_model, patch_size=64)
-    rows = segment.segment_images(predictor, [ImageJob(path, Path(path.name))], out, options())
+    rows = archive_loop.segment_images(predictor, [ImageJob(path, Path(path.name))], out, options())
     return tifffile.imread(out / f"{path.stem}_labels.tif"), rows[0]
 
 
