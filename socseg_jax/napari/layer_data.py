@@ -25,7 +25,6 @@ from data_prep.readers.sem_metadata import read_pixel_size_nm
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import CLASS_COLORS, CLASS_NAMES
-from socseg_jax.inference import outputs
 from socseg_jax.napari.review import review_order
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -168,6 +167,8 @@ class SegmentedImage:
 
 def segmented_images(output_dir: Path) -> list[SegmentedImage]:
     """Every ``*_labels.tif`` under a segment output folder with its summary row."""
+    from socseg_jax.inference import outputs  # imports JAX: only for segment outputs
+
     output_dir = Path(output_dir)
     rows: dict[str, dict[str, Any]] = {}
     for summary in sorted(output_dir.glob("summary*.csv")):

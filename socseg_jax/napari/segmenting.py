@@ -48,15 +48,31 @@ def segment_config(checkpoint: str, **overrides: Any) -> ConfigDict:
     return config
 
 
-def segment_image(image: np.ndarray, config: ConfigDict) -> Segmentation:
-    """Segments ``image`` (grey or RGB, any scale) with ``config.checkpoint`` as job=segment
-    does a file with that content."""
-    grey = to_grey(np.asarray(image), "the image layer").astype(np.float32)
-    grey, bar = crop_data_bar(grey, config.data_bar)
-    normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
-    predictor = build_predictor(load_models(config.checkpoint), config.predict)
-    reference = read_reference(config.checkpoint.split(",")[0].strip())
-    maps, shift = predict_checked(predictor, preprocess(grey, normalisation), config, reference)
-    labels = np.asarray(maps["labels"], np.uint8)
-    return Segmentation(labels, np.asarray(maps["entropy"], np.float32),
-                        label_fractions(labels), shift, bar)
+@dataclass(frozen=True)
+class Segmenter:
+    """What job=segment sets up once for a run: the predictor of ``config.predict`` over the
+    models of ``config.checkpoint``, their SEM normalisation and shift reference."""
+
+    config: ConfigDict
+    predictor: Any
+    normalisation: dict[str, Any]
+    reference: dict[str, Any] | None
+
+    @classmethod
+    def load(cls, config: ConfigDict) -> Segmenter:
+        """Loads the models (UserError naming a bad checkpoint)."""
+        normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
+        predictor = build_predictor(load_models(config.checkpoint), config.predict)
+        return cls(config, predictor, normalisation,
+                   read_reference(config.checkpoint.split(",")[0].strip()))
+
+    def segment(self, image: np.ndarray) -> Segmentation:
+        """Segments ``image`` (grey or RGB, any scale) as job=segment does a file with that
+        content."""
+        grey = to_grey(np.asarray(image), "the image layer").astype(np.float32)
+        grey, bar = crop_data_bar(grey, self.config.data_bar)
+        maps, shift = predict_checked(self.predictor, preprocess(grey, self.normalisation),
+                                      self.config, self.reference)
+        labels = np.asarray(maps["labels"], np.uint8)
+        return Segmentation(labels, np.asarray(maps["entropy"], np.float32),
+                            label_fractions(labels), shift, bar)

@@ -251,15 +251,20 @@ class SegmentWidget(QWidget):
             self.result.setText(str(err))
             return None
         self.worker = _segment_worker(np.asarray(layer.data), config)
-        self.worker.yielded.connect(self.result.setText)
+        self.worker.yielded.connect(self._step)
         self.worker.returned.connect(lambda seg: self.show(seg, layer))
         self.worker.errored.connect(lambda err: self.result.setText(f"failed: {err}"))
         self.worker.finished.connect(self._idle)
-        self.progress.setRange(0, 0)  # busy
+        self.progress.setRange(0, 2)
+        self.progress.setValue(0)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker.start()
         return self.worker
+
+    def _step(self, step: tuple[int, str]) -> None:
+        self.progress.setValue(step[0])
+        self.result.setText(step[1])
 
     def cancel(self) -> None:
         """Stops the worker at its next step (a running prediction ends first)."""
@@ -268,8 +273,7 @@ class SegmentWidget(QWidget):
             self.result.setText("cancelled")
 
     def _idle(self) -> None:
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        self.progress.setValue(2)
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
@@ -296,8 +300,11 @@ class SegmentWidget(QWidget):
 
 @thread_worker
 def _segment_worker(image: np.ndarray, config: Any):
-    yield "segmenting (loading models, predicting)…"
-    return segmenting.segment_image(image, config)
+    """(step, what) progress, then the segmentation; a cancel stops it between the steps."""
+    yield 0, "loading the models…"
+    segmenter = segmenting.Segmenter.load(config)
+    yield 1, f"predicting {image.shape[0]}×{image.shape[1]} px (TTA {config.predict.tta})…"
+    return segmenter.segment(image)
 
 
 class MeasureWidget(QWidget):
