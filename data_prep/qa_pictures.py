@@ -10,6 +10,7 @@ misregistration shows: contours offset from the SEM's particle edges. ``element_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,10 +94,20 @@ def map_edges(maps: Mapping[str, np.ndarray]) -> np.ndarray:
     return lut[map_edge_ids(maps)]
 
 
+@dataclass(frozen=True)
+class RegisteredMaps:
+    """The registered element maps as a reviewer sees them: uint8 per element (counts /
+    ``counts_per_level``, the 99.9th percentile at 255) and their edges (``map_edge_ids``)."""
+
+    maps: dict[str, np.ndarray]
+    counts_per_level: dict[str, float]
+    edges: np.ndarray
+
+
 def save_eds_maps(path: Path, maps: Mapping[str, np.ndarray]) -> None:
-    """The registered element maps as one uint8 plane each (counts / scale, the scale putting
-    the 99.9th percentile at 255), names and scales in the TIFF's JSON description: an
-    eighth of the float maps' size, for a reviewer to look at (atomic write)."""
+    """The registered element maps, one uint8 plane each, then their edges computed on the
+    float maps, in one TIFF (names and scales in its JSON description): an eighth of the
+    float maps' size, and nothing left to compute when a viewer opens it (atomic write)."""
     import tifffile
 
     names = sorted(maps)
@@ -106,13 +117,14 @@ def save_eds_maps(path: Path, maps: Mapping[str, np.ndarray]) -> None:
         scale = max(float(np.percentile(m, 99.9)), 1e-6) / 255.0
         planes.append(np.clip(np.rint(m / scale), 0, 255).astype(np.uint8))
         scales.append(scale)
+    planes.append(map_edge_ids(maps))
     meta = {"format": EDS_MAPS_FORMAT, "elements": names, "counts_per_level": scales}
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, np.stack(planes), photometric="minisblack", metadata=meta)
 
 
-def read_eds_maps(path: Path) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """(uint8 maps by element, counts per level by element) written by ``save_eds_maps``."""
+def read_eds_maps(path: Path) -> RegisteredMaps:
+    """The maps and edges ``save_eds_maps`` wrote (ValueError for another kind of TIFF)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -122,8 +134,11 @@ def read_eds_maps(path: Path) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         raise ValueError(f"{path}: not a registered EDS maps file ({EDS_MAPS_FORMAT})")
     planes = planes.reshape((-1,) + planes.shape[-2:])
     elements = list(meta["elements"])
-    return dict(zip(elements, planes, strict=True)), dict(
-        zip(elements, (float(s) for s in meta["counts_per_level"]), strict=True))
+    return RegisteredMaps(
+        dict(zip(elements, planes[:-1], strict=True)),
+        dict(zip(elements, (float(s) for s in meta["counts_per_level"]), strict=True)),
+        planes[-1],
+    )
 
 
 def _edges_over(sem: np.ndarray, maps: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -18,7 +18,11 @@ SIZE = (1400, 860)  # viewer window (px)
 
 
 def _save(viewer, name: str) -> None:
+    from qtpy.QtWidgets import QApplication
     from skimage.io import imsave
+
+    for _ in range(5):  # let the docked widget lay out and the canvas draw
+        QApplication.processEvents()
 
     path = ROOT / "docs" / "images" / f"napari_{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,9 +98,11 @@ def prepare_layers(prepare_dir: Path, sample: str) -> list[LayerData]:
     if not image_path.is_file():
         raise UserError(f"{image_path}: missing (sample {sample!r} has status "
                         f"{entry.get('status')!r})")
-    layers: list[LayerData] = [(tifffile.imread(image_path), {
-        "name": f"{sample} SEM", "scale": scale, "colormap": "gray",
-        "rgb": False, "metadata": _meta("sem", **facts, path=image_path)}, "image")]
+    sem = tifffile.imread(image_path)  # normalised to the full range of its dtype
+    layers: list[LayerData] = [(sem, {
+        "name": f"{sample} SEM", "scale": scale, "colormap": "gray", "rgb": False,
+        "contrast_limits": (0, np.iinfo(sem.dtype).max) if sem.dtype.kind == "u" else None,
+        "metadata": _meta("sem", **facts, path=image_path)}, "image")]
     eds_path = dataset_layout.eds_maps_path(prepare_dir, sample)
     if eds_path.is_file():
         layers += _eds_layers(eds_path, sample, scale, facts)
@@ -118,17 +120,17 @@ def prepare_layers(prepare_dir: Path, sample: str) -> list[LayerData]:
 def _eds_layers(path: Path, sample: str, scale: tuple[float, float],
                 facts: dict[str, Any]) -> list[LayerData]:
     """The registered element maps (hidden, additive colours) and their edges (hidden)."""
-    maps, counts = qa_pictures.read_eds_maps(path)
+    registered = qa_pictures.read_eds_maps(path)
+    counts = registered.counts_per_level
     layers: list[LayerData] = [(m, {
         "name": f"{sample} EDS {el}", "scale": scale, "visible": False, "blending": "additive",
         "colormap": ELEMENT_COLORMAPS.get(el, "gray"), "contrast_limits": (0, 255),
         "metadata": _meta("eds", **facts, element=el, counts_per_level=counts[el], path=path),
-    }, "image") for el, m in maps.items()]
+    }, "image") for el, m in registered.maps.items()]
     colours: dict[int | None, Any] = {None: np.zeros(4, np.float32)}
     for index, (_, _, rgb) in enumerate(qa_pictures.EDGE_MAPS):
         colours[index + 1] = np.array([*rgb, 1.0], np.float32)
-    edges = qa_pictures.map_edge_ids(maps)
-    layers.append((edges, {
+    layers.append((registered.edges, {
         "name": f"{sample} registration edges", "scale": scale, "visible": False,
         "colormap": colours, "opacity": 1.0,
         "features": {"index": [1, 2], "edge": [name for name, _, _ in qa_pictures.EDGE_MAPS]},

@@ -29,13 +29,14 @@ def test_prepare_layers_equal_the_files(prepared):
     confidence = layers[f"{name} confidence"][0]
     np.testing.assert_array_equal(
         confidence, tifffile.imread(dataset_layout.confidence_path(out, name)))
-    maps, _ = qa_pictures.read_eds_maps(dataset_layout.eds_maps_path(out, name))
-    assert set(maps) >= {"Ni", "Zr", "Y"}
-    for element, m in maps.items():
+    registered = qa_pictures.read_eds_maps(dataset_layout.eds_maps_path(out, name))
+    assert set(registered.maps) >= {"Ni", "Zr", "Y"}
+    for element, m in registered.maps.items():
         data, kwargs, _ = layers[f"{name} EDS {element}"]
         np.testing.assert_array_equal(data, m)
         assert kwargs["visible"] is False
     edges = layers[f"{name} registration edges"][0]
+    np.testing.assert_array_equal(edges, registered.edges)
     assert set(np.unique(edges)) == {0, 1, 2}
     # one sample's label TIFF opens that sample
     other = review.review_order(report)[1]

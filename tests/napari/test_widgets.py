@@ -12,9 +12,10 @@ import tifffile
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.configs.analyze import get_config as analyze_config  # noqa: E402
 from socseg_jax.configs.segment import get_config as segment_config  # noqa: E402
+
+from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core import dataset_layout  # noqa: E402
 from socseg_jax.core.phases import CLASS_NAMES  # noqa: E402
 from socseg_jax.jobs import analyze, segment  # noqa: E402
