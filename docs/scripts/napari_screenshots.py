@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-SIZE = (1400, 860)  # viewer window (px)
+SIZE = (1560, 900)  # viewer window (px)
 
 
 def _save(viewer, name: str) -> None:
@@ -94,6 +94,7 @@ def main() -> None:
         measure.labels.setCurrentText(f"{sem.name} labels")
         result = measure.run()
         assert result is not None and np.isfinite(result.rows[0][1])
+        viewer.camera.zoom *= 3  # the TPB corners show close up
         _save(viewer, "measure")
         viewer.close()
 

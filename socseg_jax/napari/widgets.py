@@ -71,6 +71,7 @@ class ReviewWidget(QWidget):
 
     def __init__(self, napari_viewer: Any):
         super().__init__()
+        self.setMinimumWidth(460)
         self.viewer = napari_viewer
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("prepare output folder")
@@ -191,6 +192,7 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer: Any):
         super().__init__()
+        self.setMinimumWidth(380)
         self.viewer = napari_viewer
         self.image = _LayerChoice(napari_viewer, Image)
         self.checkpoint = QLineEdit()
@@ -313,6 +315,7 @@ class MeasureWidget(QWidget):
 
     def __init__(self, napari_viewer: Any):
         super().__init__()
+        self.setMinimumWidth(420)
         self.viewer = napari_viewer
         self.labels = _LayerChoice(napari_viewer, Labels)
         button = QPushButton("Measure")
@@ -320,6 +323,7 @@ class MeasureWidget(QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["metric", "value", "unit"])
         self.status = QLabel("")
+        self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         form = QFormLayout()
         form.addRow("labels", self.labels)
@@ -353,7 +357,7 @@ class MeasureWidget(QWidget):
             name = f"{layer.name} {kind} TPB ({result.axis})"
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
-            self.viewer.add_points(points, name=name, scale=scale, size=1.5,
+            self.viewer.add_points(points, name=name, scale=scale, size=3,
                                    face_color=colour, border_width=0)
         unit = "µm" if pixel else "px (pixel size unknown)"
         self.status.setText(f"{layer.name}: {len(result.active)} active, "
