@@ -145,3 +145,14 @@ def test_screenshot_with_the_widgets_is_not_blank(make_napari_viewer, prepared):
         viewer.window.add_dock_widget(widget)
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and shot[..., :3].std() > 10
+
+
+def test_napari_lists_the_plugin_and_its_widgets():
+    from npe2 import PluginManager
+
+    manager = PluginManager.instance()
+    manager.discover()
+    manifest = manager.get_manifest("socseg_jax")
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Review and correct", "Segment", "Measure"]
+    assert manifest.contributions.readers and manifest.contributions.writers
