@@ -10,7 +10,6 @@ import pytest
 import tifffile
 
 pytest.importorskip("napari")
-pytest.importorskip("pytestqt")
 
 from socseg_jax.configs.analyze import get_config as analyze_config  # noqa: E402
 from socseg_jax.configs.segment import get_config as segment_config  # noqa: E402
