@@ -33,7 +33,9 @@ def screenshot(page: Path, name: str, size: tuple[int, int] = (1280, 1600)) -> n
             check=True, capture_output=True,
         )
     if os.environ.get("SOCSEG_SCREENSHOTS_DIR"):
-        shutil.copyfile(out, Path(os.environ["SOCSEG_SCREENSHOTS_DIR"]) / name)
+        docs = Path(os.environ["SOCSEG_SCREENSHOTS_DIR"])
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, docs / name)
     return skimage.io.imread(out)[..., :3]
 
 
