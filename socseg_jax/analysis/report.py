@@ -14,6 +14,7 @@ import html
 import io as _io
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def _overview(rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> str:
 
 def html_report(
     rows: list[dict[str, Any]], groups: list[dict[str, Any]], problems: list[str],
-    thumbnails: dict[str, bytes], plots: dict[str, bytes], notes: list[str] = (),
+    thumbnails: dict[str, bytes], plots: dict[str, bytes], notes: Sequence[str] = (),
 ) -> str:
     """One self-contained page (see the module doc). ``plots``: ``key`` (key metrics vs
     time) and ``series_NN`` (every metric vs time); ``notes``: where groups and times came
