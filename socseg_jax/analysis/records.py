@@ -70,7 +70,7 @@ class Recorder:
         row = {"path": str(item.path), "relative": str(item.relative), **metrics}
         if self.pictures:
             plots.image_picture(self.picture_path(item), maps, self.options.axes[0],
-                                 str(item.relative))
+                                str(item.relative))
         record = {"settings": self.settings(pixel_size_nm), "row": row, "problems": problems}
         write_text_atomic(self.record_path(item), json.dumps(record, default=_plain))
         return row, problems

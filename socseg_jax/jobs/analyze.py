@@ -47,7 +47,7 @@ def _plot_series(out: Path, rows: list[dict[str, Any]], groups: list[dict[str, A
     for i in range(0, len(metrics), _PANELS):
         name = f"series_{i // _PANELS + 1:02d}"
         figures[name] = plots.series_plot(out / "series" / f"{name}.png", groups,
-                                         metrics[i : i + _PANELS])
+                                          metrics[i : i + _PANELS])
     return figures
 
 
