@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from socseg_jax.analysis.label_field import NOT_SAMPLE
 from socseg_jax.core.atomic import write_tiff_atomic
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import NUM_CLASSES
-
-NOT_SAMPLE = 255
 
 
 def write_class_ids(path: str | Path, labels: np.ndarray, pixel_size_nm: float | None) -> Path:
