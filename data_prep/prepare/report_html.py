@@ -48,7 +48,8 @@ def report_html(result: Mapping[str, Any]) -> str:
     miou = result.get("labels_truth_miou")
     summary = (
         f"<p>{result['num_prepared']} prepared, {len(result['failed'])} failed; patches "
-        f"{esc(json.dumps(result['patches']))}; dataset {esc(result['dataset_path'])}</p>"
+        f"{esc(json.dumps(result['patches']))}; "
+        f"dataset {esc(result['dataset_path'] or 'none written')}</p>"
     )
     if miou is not None and not math.isnan(miou):
         summary += f"<p>EDS labels vs truth: pooled mean IoU {miou:.4f}</p>"
