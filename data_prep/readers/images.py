@@ -116,24 +116,27 @@ def to_grey(arr: np.ndarray, path: Path) -> np.ndarray:
 
 def tiff_pages(path: str | os.PathLike) -> list[tuple[int, str]]:
     """(index, name) of every full-resolution page of a TIFF (thumbnails left out); the name
-    is its PageName tag, ImageJ label or description, '' when it has none. [] for other files.
-    """
+    is its PageName tag, ImageJ label or description, '' when it has none. [] for other or
+    unreadable files."""
     import tifffile
 
     path = Path(path)
-    if file_format(path) != "TIFF":
+    try:
+        if file_format(path) != "TIFF":
+            return []
+        with tifffile.TiffFile(path) as tif:
+            labels = list((tif.imagej_metadata or {}).get("Labels") or [])
+            found = []
+            for index, page in enumerate(tif.pages):
+                if getattr(page, "is_reduced", False):
+                    continue
+                tag = page.tags.get(285)  # PageName
+                label = labels[len(found)] if len(found) < len(labels) else ""
+                description = "" if tif.is_imagej or tif.is_ome else page.description
+                found.append((index, str(tag.value if tag else label or description).strip()))
+            return found
+    except Exception:  # noqa: BLE001 - unreadable: read_grey names the problem
         return []
-    with tifffile.TiffFile(path) as tif:
-        labels = list((tif.imagej_metadata or {}).get("Labels") or [])
-        found = []
-        for index, page in enumerate(tif.pages):
-            if getattr(page, "is_reduced", False):
-                continue
-            tag = page.tags.get(285)  # PageName
-            label = labels[len(found)] if len(found) < len(labels) else ""
-            description = "" if tif.is_imagej or tif.is_ome else page.description
-            found.append((index, str(tag.value if tag else label or description).strip()))
-        return found
 
 
 def read_grey(

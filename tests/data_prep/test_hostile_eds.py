@@ -144,3 +144,16 @@ def test_leftovers_of_a_killed_prepare_are_removed_and_a_live_one_refuses(good_s
     assert result["num_prepared"] == 1
     assert not list(out.rglob(".*.tmp")) and not list(out.rglob("incomplete.*"))
     assert not (out / run_lock.LOCK_NAME).exists()
+
+
+def test_multi_page_label_maps_refused_and_sem_pages_warned(tmp_path, caplog):
+    from data_prep.readers.images import read_grey
+    from data_prep.readers.label_maps import read_label_values
+
+    stack = np.zeros((2, 16, 16), np.uint8)
+    tifffile.imwrite(tmp_path / "labels.tif", stack)
+    with pytest.raises(ImageReadError, match="a TIFF of 2 pages; a label map has one"):
+        read_label_values(tmp_path / "labels.tif")
+    with caplog.at_level("WARNING"):
+        assert read_grey(tmp_path / "labels.tif").shape == (16, 16)
+    assert "a TIFF of 2 pages; only the first is read" in caplog.text
