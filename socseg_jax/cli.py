@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import os
+import runpy
 import sys
 
 from absl import app, flags
@@ -73,14 +74,38 @@ def parse_flags(argv: list[str]) -> list[str]:
     except UserError as err:
         _fail(str(err))
     except flags.Error as err:
-        _fail(str(err))
+        _fail(unknown_override(argv) or _one_line(err))
     except SyntaxError as err:
         _fail(f"--config file {err.filename}, line {err.lineno}: {err.msg}")
     except (OSError, ImportError, KeyError, AttributeError, TypeError, ValueError) as err:
-        cause = err.__cause__ or err
-        detail = " ".join(str(cause).split()) or type(cause).__name__
-        _fail(f"bad --config or --config.* override: {detail}")
+        detail = _one_line(err.__cause__ or err)
+        _fail(unknown_override(argv) or f"bad --config or --config.* override: {detail}")
     return []
+
+
+def unknown_override(argv: list[str]) -> str | None:
+    """The line for the first ``--config.<key>`` the loaded config does not have (with the
+    nearest valid keys), or None (no config loaded, or every key known)."""
+    from socseg_jax.jobs.config_checks import unknown_key
+
+    argv = resolve_argv(argv)
+    specs = [a.split("=", 1)[1] for a in argv if a.startswith(("--config=", "-config="))]
+    specs += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-config")]
+    if not specs:
+        return None
+    path, _, arg = specs[0].partition(":")
+    try:  # the config file as config_flags loads it, without the overrides
+        get_config = runpy.run_path(path)["get_config"]
+        config = get_config(arg) if arg else get_config()
+    except Exception:  # noqa: BLE001 - the file itself is the problem: reported as such
+        return None
+    overrides = [a.removeprefix("--config.").split("=", 1)[0] for a in argv
+                 if a.startswith("--config.")]
+    return next((line for key in overrides if (line := unknown_key(config, key))), None)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv: list[str]) -> None:
@@ -104,6 +129,9 @@ def main(argv: list[str]) -> None:
     try:
         host_devices.configure(config)
         from socseg_jax.jobs import run_job
+        from socseg_jax.jobs.config_checks import check_config
+
+        check_config(config)  # choices and ranges, before anything is created or loaded
 
         run_job(config, _WORKDIR.value)
     except UserError as err:
