@@ -19,7 +19,7 @@ from data_prep.prepare.checks import mean_iou
 from data_prep.prepare.report_html import report_html
 from data_prep.prepare.sample import SampleReport, prepare_sample
 from data_prep.registration.field import CONVENTIONS
-from data_prep.registration.gate import quality_outliers
+from data_prep.registration.gate import OUTLIER_ACTIONS, quality_outliers
 from data_prep.registration.maps import RegistrationError
 from data_prep.samples.files import SampleFiles, discover_samples, read_manifest
 from data_prep.tfds_builder import PreparedSample, build_dataset, remove_incomplete
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 SAMPLE_ERRORS = (ImageReadError, SampleError, RegistrationError)
 # Settings that do not change the labels or records: left out of the dataset's config hash.
 NOT_HASHED = ("manifest", "n_jobs", "max_image_bytes")
-OUTLIER_ACTIONS = ("refuse", "warn")
 
 
 def prepare(

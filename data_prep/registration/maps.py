@@ -19,12 +19,10 @@ from scipy import ndimage as ndi
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
+from data_prep.registration.gate import MIN_REGISTRATION_QUALITY
 from socseg_jax.core.errors import UserError
 
-# Correct registrations score well above this, maps of another sample or misplaced far
-# below (benchmarks/registration_gate.py); register_eds's default, prepare's
-# min_registration_quality.
-MIN_REGISTRATION_QUALITY = 0.7
+TRANSFORMS = ("translation", "similarity", "affine")  # prepare.registration
 
 
 class RegistrationError(UserError):
@@ -154,8 +152,8 @@ def register_eds(
     the normalised cross-correlation after alignment is below ``min_quality`` (e.g. maps of
     another region).
     """
-    if transform not in ("translation", "similarity", "affine"):
-        raise ValueError(f"transform must be translation, similarity or affine, not {transform!r}")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
     eds, resampled = common_grid(eds)
     he, we = next(iter(eds.values())).shape
     sem = np.asarray(sem_norm, dtype=np.float32)

@@ -1,16 +1,13 @@
 """Config values checked before a job creates a folder or loads a model (the CLI runs
 :func:`check_config` first): choices and ranges by key name, wherever the key sits
-(``predict.tta``, ``recipe.predict.tta``), and an unknown ``--config.*`` key named with the
-nearest valid ones. Each problem is one line naming the key (UserError)."""
+(``predict.tta``, ``recipe.predict.tta``). Each problem is one line naming the key
+(UserError). Unknown keys are the CLI's (``cli.check_override_keys``)."""
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
-
-from ml_collections import ConfigDict
 
 from socseg_jax.core.errors import UserError
 
@@ -42,7 +39,10 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def _choices() -> dict[str, tuple[str, ...]]:
     """Key name -> allowed values, from the modules that define them (imported on use)."""
     from data_prep.labels.refinement import REFINEMENTS
+    from data_prep.patches import SAMPLERS
     from data_prep.registration.field import CONVENTIONS
+    from data_prep.registration.gate import OUTLIER_ACTIONS
+    from data_prep.registration.maps import TRANSFORMS
     from socseg_jax.analysis.image_metrics import DIRECTIONS
     from socseg_jax.inference.band_plan import PAD_MODES
     from socseg_jax.inference.image_input import PREPROCESSING
@@ -55,16 +55,16 @@ def _choices() -> dict[str, tuple[str, ...]]:
         "pad_mode": PAD_MODES, "preprocess": PREPROCESSING, "loss": LOSSES,
         "lr_schedule": SCHEDULES, "refine_labels": REFINEMENTS,
         "data_bar_convention": CONVENTIONS, "direction": DIRECTIONS,
-        "registration": ("translation", "similarity", "affine"),
-        "registration_outliers": ("refuse", "warn"), "sampler": ("grid", "random"),
-        "image_dtype": ("uint8", "uint16"),
+        "registration": TRANSFORMS, "registration_outliers": OUTLIER_ACTIONS,
+        "sampler": SAMPLERS, "image_dtype": ("uint8", "uint16"),
     }
 
 
-def check_config(config: ConfigDict) -> None:
-    """UserError naming the first key whose value is outside its choices or range."""
+def check_config(items: Iterable[tuple[str, Any]]) -> None:
+    """UserError naming the first key whose value is outside its choices or range; ``items``:
+    the config's (dotted key, value) leaves (``cli.flat_items``)."""
     choices = _choices()
-    for key, value in _leaves(config):
+    for key, value in items:
         name = key.rsplit(".", 1)[-1]
         if name in choices and value not in choices[name]:
             raise UserError(f"config.{key} must be one of {choices[name]}, got {value!r}")
@@ -73,25 +73,3 @@ def check_config(config: ConfigDict) -> None:
             ok = test(value) and (not isinstance(value, float) or math.isfinite(value))
             if not ok:
                 raise UserError(f"config.{key} must be {what}, got {value!r}")
-
-
-def unknown_key(config: ConfigDict, key: str) -> str | None:
-    """One line for a ``--config.<key>`` override the config does not have (None if it has
-    it), with the nearest valid keys."""
-    keys = [k for k, _ in _leaves(config)]
-    if key in keys or any(k.startswith(f"{key}.") for k in keys):
-        return None
-    parent, _, name = key.rpartition(".")
-    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
-    near = [siblings[n] for n in difflib.get_close_matches(name, list(siblings), n=2)]
-    near = near or difflib.get_close_matches(key, keys, n=2)  # a misplaced key
-    hint = f"; did you mean {' or '.join(f'config.{k}' for k in near)}?" if near else ""
-    return f"unknown config key config.{key}{hint}"
-
-
-def _leaves(config: ConfigDict, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in config.items():
-        if isinstance(value, ConfigDict):
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
