@@ -98,7 +98,9 @@ def segment_images(
     a warning (none is checked without one). ``recorder``: analyses each label map as it is
     written (analysis records, reused by a later job=analyze on the output folder).
     ``normalisation``: the model's SEM normalisation (``resolve_normalisation``; default:
-    ``options.preprocess`` without a checkpoint). Rows keep the input order; status is 'ok',
+    ``options.preprocess`` without a checkpoint). ``summary_name`` other than summary.csv:
+    one shard of a run (``output_lock``), which removes only its own images' temporaries.
+    Rows keep the input order; status is 'ok',
     'skipped' (outputs were complete) or 'failed' (with the reason). UserError (one line)
     when the output folder cannot be written, is in use by another run, or the summary cannot
     be written.
