@@ -149,4 +149,4 @@ def require_room(folder: str | os.PathLike, need_bytes: int) -> None:
 
 
 def _reason(err: OSError) -> str:
-    return err.strerror or str(err) if err.errno else str(err)
+    return err.strerror or str(err)
