@@ -87,7 +87,7 @@ def _prepare_samples(
         result = _run_report(raw_dir, settings, reports, None, {s: [] for s in SPLITS},
                              dict.fromkeys(SPLITS, 0), {})
     write_json_atomic(output_dir / dataset_layout.REPORT_JSON, result)
-    write_text_atomic(output_dir / dataset_layout.REPORT_HTML, report_html(result))
+    write_text_atomic(output_dir / dataset_layout.REPORT_HTML, report_html(result, output_dir))
     if not prepared:
         raise UserError(f"no sample in {raw_dir} could be prepared; the reasons are above and "
                         f"in {output_dir / dataset_layout.REPORT_JSON}")
