@@ -157,6 +157,10 @@ def segment_options(config: ConfigDict) -> None:
     # 3 (a 3-sigma event for an in-domain image) flags 3/8, 4/8, 8/8 and 1/8 of those; 2.5
     # would flag more of them but also a toy in-domain image of the tests (2.6).
     config.shift_threshold = 3.0
+    # An image whose phase fraction lies this many percentage points outside the range of the
+    # model's reference images (or lacks a phase all of them had) gets a warning
+    # (socseg_jax/inference/composition.py).
+    config.composition_margin_pct = 3.0
     # Grey-level calibration (socseg_jax/inference/levels.py): an image whose confident class
     # grey levels lie a gamma of more than ~10 % from the training images' is predicted again
     # at the gamma that aligns them (16-bit + gamma 0.7: mean IoU 0.73 -> 0.85); needs the
