@@ -1,4 +1,4 @@
-"""Microstructure analysis of label maps (issue #14).
+"""job=analyze: microstructure metrics of label maps, groups, series and report.html.
 
 python launch.py --config configs/analyze.py --config.input LABELS --config.output_dir OUT
 

@@ -1,5 +1,7 @@
-"""job=benchmark: training, inference, sliding-window and input-pipeline throughput of the
-study's U-Net (patch 256) on every device JAX sees; writes <workdir>/benchmark.json + a table.
+"""job=benchmark: throughput of the study's U-Net on this machine (:quick for minutes).
+
+Training, inference, sliding-window and input-pipeline throughput (patch 256) on every
+device JAX sees; writes <workdir>/benchmark.json + a table.
 
 python launch.py --config configs/benchmark.py --workdir RUN          # the issue's full sizes
 python launch.py --config configs/benchmark.py:quick --workdir RUN    # minutes on a 2-core CPU
@@ -19,8 +21,9 @@ def get_config(preset: str = "full") -> ConfigDict:
     config.job = "benchmark"
     config.seed = 0
     config.model = sections.model_config()
-    config.recipe = ConfigDict()  # the timed training steps' optimizer: the study's recipe
-    sections.train_config(config.recipe)
+    recipe = ConfigDict()
+    sections.train_config(recipe)  # the timed training steps' optimizer: the study's recipe
+    config.recipe = ConfigDict({k: recipe[k] for k in sections.OPTIMIZER_KEYS})
     config.benchmark = ConfigDict(
         {
             "patch_size": 256,

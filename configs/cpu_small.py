@@ -1,5 +1,6 @@
-"""CPU preset for a laptop or a CI runner: the study's network in f32 on 128 patches,
-small batch, cosine schedule; minutes, not hours.
+"""job=train on a laptop or CI runner: 128 patches, small batch, cosine schedule.
+
+The study's network in f32; minutes, not hours.
 
 python launch.py --config configs/cpu_small.py --config.dataset_dir DATA --workdir RUN
 """

@@ -1,4 +1,4 @@
-"""The study's recipe: U-Net 16-256, batch 32, Adam 1e-3, cross-entropy, 256 patches.
+"""job=train, the study's recipe: U-Net 16-256, batch 32, Adam 1e-3, cross-entropy.
 
 python launch.py --config configs/default.py --config.dataset_dir DATA --workdir RUN
 """

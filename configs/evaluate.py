@@ -1,4 +1,4 @@
-"""Score a checkpoint: on a prepared split, or on full images against reference label maps.
+"""job=evaluate: score a checkpoint on a prepared split or on images with references.
 
 python launch.py --config configs/evaluate.py --config.checkpoint RUN --config.dataset_dir DATA
 python launch.py --config configs/evaluate.py --config.checkpoint RUN \

@@ -1,5 +1,6 @@
-"""GPU preset: the study's network with bf16 compute (f32 parameters), larger batch,
-warmup + cosine schedule scaled for the batch. Batch is global: split over all GPUs.
+"""job=train on GPUs: bf16 compute, batch 64 over all GPUs, warmup + cosine schedule.
+
+The study's network with bf16 compute (f32 parameters); the batch is global.
 
 python launch.py --config configs/gpu.py --config.dataset_dir DATA --workdir RUN
 """

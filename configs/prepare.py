@@ -1,4 +1,4 @@
-"""Prepare raw SEM + EDS samples into TFDS shards.
+"""job=prepare: raw SEM + EDS samples -> labels, QA pictures and TFDS shards.
 
 python launch.py --config configs/prepare.py --config.raw_dir RAW --config.output_dir DATA
   [--config.prepare.registration=similarity] [--config.prepare.refine_labels=mean_field|forest|none]

@@ -4,7 +4,7 @@ from ml_collections import ConfigDict
 
 from data_prep.labels.thresholds import DEFAULT_THRESHOLDS
 from data_prep.readers.images import MAX_IMAGE_BYTES
-from data_prep.registration.maps import MIN_REGISTRATION_QUALITY
+from data_prep.registration.gate import MIN_REGISTRATION_QUALITY
 from socseg_jax.models import study
 
 
@@ -71,6 +71,11 @@ def prepare_config() -> ConfigDict:
     )
 
 
+# The training keys the optimizer reads (socseg_jax/training/optim.py).
+OPTIMIZER_KEYS = ("learning_rate", "lr_schedule", "warmup_steps", "weight_decay",
+                  "grad_clip_norm", "grad_accum_steps", "num_train_steps")
+
+
 def train_config(config: ConfigDict) -> None:
     """Adds the training keys (flat, as in docs/design.md) to `config`: the study's recipe."""
     config.batch_size = 32  # global, split over every device of every process
@@ -95,12 +100,8 @@ def train_config(config: ConfigDict) -> None:
     config.predict = predict_config()  # how the shift reference's images are predicted
     config.augment = True  # D4 flips and rotations
     # Acquisition changes (training/acquisition.py); a setting of 0 switches that part off.
-    # Chosen by benchmarks/generalisation.py (three training seeds, 8 images per set): noise up
-    # to a 4x lower dose, blur up to a 2.5 px probe, scale and a brightness ramp cost 0-0.011
-    # (mean 0.004) in-domain mIoU but cut the in-domain NiO-fraction error from 1.34 to 0.46 pp
-    # and gain 0.03-0.13 on 16-bit/gamma and blurred images. Gamma (even x/÷ 1.2), contrast
-    # and brightness cost in-domain accuracy and are off (percentile normalisation already
-    # removes gain and offset); stronger blur and apply_prob < 1 lost more than they saved.
+    # Chosen by benchmarks/generalisation.py; gamma, contrast and brightness are off (the
+    # percentile normalisation removes gain and offset). Why: RESULTS.md, "Defaults".
     config.acquisition = ConfigDict(
         {"enabled": True, "apply_prob": 1.0, "scale": 0.2, "blur_sigma": 2.3, "blur_prob": 0.3,
          "gamma": 0.0, "contrast": 0.0, "brightness": 0.0, "gradient": 0.12, "noise_sigma": 0.09}
@@ -114,9 +115,9 @@ def train_config(config: ConfigDict) -> None:
 def predict_config() -> ConfigDict:
     """Sliding-window inference with large windows: the net is fully convolutional, so
     1024-px windows overlapping by 128 px compute each pixel about 1.3 times (the study's
-    256/stride 64: 11-16 times) and gave the same labels (benchmarks/window_size.py: mean IoU
-    0.8319 for both, 99.99 % pixel agreement). Smaller images get a window of their size.
-    The study's setting: patch_size=256, stride=64, blending='uniform'."""
+    256/stride 64: 11-16 times) and give the same labels (benchmarks/window_size.py; RESULTS.md,
+    "Defaults"). Smaller images get a window of their size. The study's setting:
+    patch_size=256, stride=64, blending='uniform'."""
     return ConfigDict(
         {
             "patch_size": 1024,
@@ -150,12 +151,9 @@ def segment_options(config: ConfigDict) -> None:
     config.prefetch = 2  # images decoded ahead of the predictor
     config.max_image_bytes = MAX_IMAGE_BYTES  # larger declared images are refused unread
     # An image whose features (inference/shift.py) lie this many (small-sample corrected)
-    # spreads from the training images' gets a warning in summary.csv and on its overlay. Set
-    # from benchmarks/generalisation.py (8-image reference, 8 images per set): in-domain images
-    # score 0.4-1.6, harmless coarser particles 1.2-2.4; 16-bit + gamma 2.1-3.1 (-0.11 mIoU),
-    # probe blur 2.5-4.2 (-0.17), 4x lower dose 9.6-12.3 (-0.06), finer particles 1.2-4.4.
-    # 3 (a 3-sigma event for an in-domain image) flags 3/8, 4/8, 8/8 and 1/8 of those; 2.5
-    # would flag more of them but also a toy in-domain image of the tests (2.6).
+    # spreads from the training images' gets a warning in summary.csv and on its overlay: a
+    # 3-sigma event for an in-domain image (set by benchmarks/generalisation.py; RESULTS.md,
+    # "Defaults").
     config.shift_threshold = 3.0
     # An image whose phase fraction lies this many percentage points outside the range of the
     # model's reference images (or lacks a phase all of them had) gets a warning
@@ -163,6 +161,6 @@ def segment_options(config: ConfigDict) -> None:
     config.composition_margin_pct = 3.0
     # Grey-level calibration (socseg_jax/inference/levels.py): an image whose confident class
     # grey levels lie a gamma of more than ~10 % from the training images' is predicted again
-    # at the gamma that aligns them (16-bit + gamma 0.7: mean IoU 0.73 -> 0.85); needs the
-    # model's shift reference; summary.csv's level_gamma says what was applied.
+    # at the gamma that aligns them; needs the model's shift reference; summary.csv's
+    # level_gamma says what was applied.
     config.calibrate_levels = True

@@ -1,4 +1,4 @@
-"""Segment a folder tree, glob or list file of SEM images with a trained checkpoint.
+"""job=segment: an archive of SEM images -> label maps, overlays, summary.csv.
 
 socseg --config socseg:segment --config.input IMAGES \
     --config.output_dir OUT --config.checkpoint RUN

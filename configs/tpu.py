@@ -1,5 +1,6 @@
-"""TPU pod-slice preset: bf16 compute, a global batch of 256 spread over every core of every
-host (jax.distributed is detected automatically on Cloud TPU), warmup + cosine schedule.
+"""job=train on a TPU pod slice: bf16, global batch 256 over every core of every host.
+
+jax.distributed is detected automatically on Cloud TPU; warmup + cosine schedule.
 
 python launch.py --config configs/tpu.py --config.dataset_dir gs://.../DATA --workdir RUN
 """

@@ -1,6 +1,8 @@
 """The `socseg` command (also `python -m socseg_jax` and `python launch.py`).
 
 socseg --config socseg:quickstart --workdir DIR [--config.key=value ...]
+socseg --help                                   the jobs, the packaged presets, an example
+socseg --config socseg:segment --show_config    every key of a config, its value and meaning
 
 ``--config`` takes a config file (``configs/X.py``, ml_collections ``config_flags``, so
 ``--config.key=value`` overrides work; ``file.py:arg`` passes ``arg`` to ``get_config``) or a
@@ -12,15 +14,19 @@ and keeps its traceback.
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 from absl import app, flags
 from absl import logging as absl_logging
-from ml_collections import config_flags
+from ml_collections import ConfigDict, config_flags
 
-from socseg_jax.core.errors import UserError
+from socseg_jax.configs.descriptions import describe
+from socseg_jax.core.errors import UserError, suggest
+from socseg_jax.jobs import JOBS
 
 PRESET_PREFIX = "socseg:"
 # Old config keys -> their new names (one name per meaning); using an old one is an error.
@@ -31,6 +37,10 @@ RENAMED_KEYS = {
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Job config: a file or socseg:NAME.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for this job's outputs.")
+_SHOW_CONFIG = flags.DEFINE_boolean(
+    "show_config", False, "Print the resolved config, each key with its meaning, and exit."
+)
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-helpshort")
 flags.mark_flags_as_required(["config"])
 
 
@@ -38,17 +48,68 @@ def preset_path(spec: str) -> str:
     """``socseg:NAME[:arg]`` -> the packaged config file's path (``:arg`` kept)."""
     name, _, arg = spec.removeprefix(PRESET_PREFIX).partition(":")
     path = importlib.resources.files("socseg_jax.configs").joinpath(f"{name}.py")
-    if not name or not path.is_file():
-        choices = ", ".join(presets())
-        raise UserError(f"no packaged config {spec!r}; choose one of socseg:{{{choices}}}")
+    if not name or name not in presets():
+        raise UserError(f"no packaged config {spec!r}{suggest(name, presets())}")
     return str(path) + (f":{arg}" if arg else "")
 
 
-def presets() -> list[str]:
-    """Names of the packaged configs (socseg:NAME)."""
+def presets() -> dict[str, str]:
+    """The packaged configs (socseg:NAME), each with the first line of its docstring: the
+    config files that define ``get_config`` (the others are shared sections)."""
     root = importlib.resources.files("socseg_jax.configs")
-    return sorted(p.name[:-3] for p in root.iterdir()
-                  if p.name.endswith(".py") and p.name not in ("__init__.py", "sections.py"))
+    found = {}
+    for path in sorted(root.iterdir(), key=lambda p: p.name):
+        text = path.read_text() if path.name.endswith(".py") else ""
+        if "\ndef get_config(" in text:
+            doc = text.split('"""')[1] if text.startswith('"""') else ""
+            found[path.name[:-3]] = doc.strip().splitlines()[0] if doc.strip() else ""
+    return found
+
+
+def usage() -> str:
+    """``socseg --help``: what the command does, its jobs and presets, and examples."""
+    jobs = "\n".join(f"  {name:<11} {line}" for name, line in JOBS.items())
+    preset_lines = "\n".join(f"  socseg:{name:<10} {line}" for name, line in presets().items())
+    return f"""socseg: phase segmentation of Ni/YSZ electrode SEM images (pore, NiO, Ni, YSZ)
+
+usage: socseg --config CONFIG [--workdir DIR] [--config.KEY=VALUE ...] [--show_config]
+
+CONFIG is a packaged preset (socseg:NAME[:ARG]) or a config file (configs/NAME.py); the
+preset's config.job says which job runs. --show_config lists every key with its value and
+meaning; any key can be overridden with --config.KEY=VALUE.
+
+jobs:
+{jobs}
+
+presets:
+{preset_lines}
+
+examples:
+  socseg --config socseg:quickstart --workdir /tmp/socseg_quickstart
+  socseg --config socseg:segment --config.input SEM_DIR --config.output_dir OUT \\
+      --config.checkpoint RUN
+  socseg --config socseg:segment --show_config
+
+Bad input ends in one line 'error: ...' and exit status 2 (SOCSEG_DEBUG=1 shows a traceback).
+absl's own flags: --helpfull."""
+
+
+def flat_items(config: ConfigDict, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """(dotted key, value) of every leaf of a config, in its order."""
+    for key, value in config.items():
+        if isinstance(value, ConfigDict):
+            yield from flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def config_listing(config: ConfigDict) -> str:
+    """Every key of ``config`` with its value and one-line meaning (``--show_config``)."""
+    job = str(config.get("job", ""))
+    rows = [(f"{key} = {value!r}", describe(key, job)) for key, value in flat_items(config)]
+    width = min(max(len(left) for left, _ in rows), 48)
+    return "\n".join(f"{left:<{width}}  # {meaning}" if meaning else left
+                     for left, meaning in rows)
 
 
 def resolve_argv(argv: list[str]) -> list[str]:
@@ -67,9 +128,15 @@ def resolve_argv(argv: list[str]) -> list[str]:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing, with a bad config file or override reported in one line."""
+    """absl flag parsing, with a bad config file or override reported in one line; ``--help``
+    (or no argument at all) prints ``usage()`` and exits 0."""
+    if len(argv) == 1 or any(arg in HELP_FLAGS for arg in argv[1:]):
+        print(usage())
+        sys.exit(0)
     try:
-        return flags.FLAGS(resolve_argv(argv))
+        resolved = resolve_argv(argv)
+        check_override_keys(resolved)
+        return flags.FLAGS(resolved)
     except UserError as err:
         _fail(str(err))
     except flags.Error as err:
@@ -81,6 +148,34 @@ def parse_flags(argv: list[str]) -> list[str]:
         detail = " ".join(str(cause).split()) or type(cause).__name__
         _fail(f"bad --config or --config.* override: {detail}")
     return []
+
+
+def check_override_keys(argv: list[str]) -> None:
+    """UserError naming a ``--config.KEY`` the config does not have, with the nearest keys."""
+    spec = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")), None)
+    if spec is None and "--config" in argv[:-1]:
+        spec = argv[argv.index("--config") + 1]
+    overrides = [arg.removeprefix("--config.").split("=", 1)[0] for arg in argv
+                 if arg.startswith("--config.")]
+    if spec is None or not overrides:
+        return
+    keys = {key for key, _ in flat_items(load_config(spec))}
+    sections = {key.rsplit(".", 1)[0] for key in keys if "." in key}
+    for key in overrides:
+        if key not in keys and key not in sections:
+            raise UserError(f"--config.{key}: no such key in {spec}{suggest(key, keys)} "
+                            "(socseg --config ... --show_config lists them)")
+
+
+def load_config(spec: str) -> ConfigDict:
+    """The ConfigDict of a config file spec ``path[:arg]`` (what ``--config`` loads)."""
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("socseg_config_file", path)
+    if module_spec is None or module_spec.loader is None or not os.path.isfile(path):
+        raise UserError(f"cannot load the --config file {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
 
 
 def main(argv: list[str]) -> None:
@@ -98,6 +193,9 @@ def main(argv: list[str]) -> None:
         config.get("job")  # ml_collections reports a missing config file only on first use
     except OSError as err:
         _fail(f"cannot load the --config file: {str(err).strip().splitlines()[-1].strip()}")
+    if _SHOW_CONFIG.value:
+        print(config_listing(config))
+        return
     # before jax is imported: XLA reads its flags once
     from socseg_jax.runtime import host_devices
 

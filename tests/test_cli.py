@@ -116,3 +116,44 @@ def test_checkpoint_of_another_program_and_bad_manifest(tmp_path):
     assert_one_line_error(result, "samples.csv", "'sample' and 'sem'")
     result = launch("--config", "configs/segment.py", "--config.max_image_byte=10")
     assert_one_line_error(result, "max_image_byte")
+
+
+def test_help_names_every_job_and_preset():
+    from socseg_jax import cli
+    from socseg_jax.jobs import JOBS
+
+    for args in (["--help"], ["-h"], []):
+        result = launch(*args)
+        assert result.returncode == 0, result.stderr
+        for name in JOBS:
+            assert f"\n  {name} " in result.stdout
+        for preset in cli.presets():
+            assert f"socseg:{preset}" in result.stdout
+        assert "socseg --config socseg:quickstart --workdir" in result.stdout
+
+
+def test_every_key_of_every_preset_is_described():
+    from socseg_jax.configs.descriptions import describe
+
+    from socseg_jax import cli
+
+    for preset in cli.presets():
+        config = cli.load_config(cli.preset_path(f"socseg:{preset}"))
+        missing = [k for k, _ in cli.flat_items(config) if not describe(k, config.job)]
+        assert not missing, f"socseg:{preset} keys without a description: {missing}"
+
+
+def test_show_config_lists_values_and_meanings_and_runs_nothing(tmp_path):
+    result = launch("--config", "socseg:segment", "--config.predict.tta=flips", "--show_config")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    tta = next(ln for ln in lines if ln.startswith("predict.tta = "))
+    assert "'flips'" in tta and "# test-time augmentation" in tta
+    assert any(ln.startswith("job = 'segment'") for ln in lines)
+
+
+def test_unknown_key_and_preset_suggest_the_nearest():
+    result = launch("--config", "socseg:segment", "--config.predict.tt=flips")
+    assert_one_line_error(result, "--config.predict.tt", "did you mean predict.tta")
+    result = launch("--config", "socseg:segmnt")
+    assert_one_line_error(result, "socseg:segmnt", "did you mean segment")

@@ -1,16 +1,22 @@
 """The checks that refuse EDS maps that do not fit their SEM, or warn about them.
 
-The absolute gate is ``maps.MIN_REGISTRATION_QUALITY`` (applied by ``maps.register_eds``);
-here: a run's outliers (a sample registered far worse than the others of its run) and
+The absolute gate (``MIN_REGISTRATION_QUALITY``, applied by ``maps.register_eds``), a run's
+outliers (a sample registered far worse than the others of its run) and
 warnings about maps too coarse for thin phases. The thresholds were set by
 ``benchmarks/registration_gate.py`` and ``benchmarks/label_quality.py`` (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from data_prep.samples.raw_sample import RawSample
+if TYPE_CHECKING:
+    from data_prep.samples.raw_sample import RawSample
+
+# Correct registrations score well above this, maps of another sample or misplaced far below.
+MIN_REGISTRATION_QUALITY = 0.7
 
 # EDS grid (or H5OINA step) this many times coarser than the SEM pixel: warn (label quality
 # falls between 4x and 8x; nothing measured in between, so the line sits past 4x).

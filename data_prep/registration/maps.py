@@ -19,12 +19,8 @@ from scipy import ndimage as ndi
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
+from data_prep.registration.gate import MIN_REGISTRATION_QUALITY
 from socseg_jax.core.errors import UserError
-
-# Correct registrations score well above this, maps of another sample or misplaced far
-# below (benchmarks/registration_gate.py); register_eds's default, prepare's
-# min_registration_quality.
-MIN_REGISTRATION_QUALITY = 0.7
 
 
 class RegistrationError(UserError):

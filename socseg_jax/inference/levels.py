@@ -4,15 +4,15 @@ and the training images, measured on the phases the model already recognises.
 Why: the percentile normalisation removes a detector's gain and offset, not a nonlinear
 mapping (another detector's response, a 16-bit export curve, a gamma set in the acquisition
 software). Under such a mapping the pore and YSZ extremes stay recognisable but NiO and Ni
-trade places (benchmarks/generalisation.py, 16-bit + gamma 0.7: mean IoU 0.73 against 0.85
-in-domain, NiO under-counted by 6 pp). The confident pixels of every class give the image's
+trade places (benchmarks/generalisation.py, 16-bit + gamma files: NiO under-counted; figures
+in benchmarks/RESULTS.md). The confident pixels of every class give the image's
 class grey levels; the gamma that brings them onto the training images' levels (measured the
-same way, stored in the shift reference) is applied and the image predicted again (0.85).
+same way, stored in the shift reference) is applied and the image predicted again.
 
-Left alone: images within ``DEADBAND`` of the training levels (in-domain images fit gammas
-of 0.93-1.06), multi-channel inputs, and images whose noise lies outside the training
-images' range. Noise widens the normalisation percentiles and compresses the class levels
-linearly, which a gamma misreads: 4x lower-dose images lost 0.13 mean IoU when "corrected".
+Left alone: images within ``DEADBAND`` of the training levels (where in-domain images fit),
+multi-channel inputs, and images whose noise lies outside the training images' range. Noise
+widens the normalisation percentiles and compresses the class levels linearly, which a gamma
+misreads: lower-dose images lost accuracy when "corrected".
 A calibrated prediction is kept only when the model is surer of it (lower mean entropy).
 """
 

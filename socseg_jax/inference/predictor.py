@@ -52,13 +52,13 @@ class SlidingWindowPredictor:
     per-window keys of a :class:`KeyedApply`; it may be changed between calls.
     Windows are split over the local devices (as many as divide ``batch_size``; on CPU, one
     per core with ``socseg_jax.runtime.host_devices``); each model call takes ``micro_batch``
-    windows per device. Default: 1 on CPU (activations stay in cache: 1.2x faster than 8
-    windows at once, and a batch's tail of dummy windows is never run), all of a device's
+    windows per device. Default: 1 on CPU (activations stay in cache: faster than 8 windows at
+    once, and a batch's tail of dummy windows is never run), all of a device's
     ``batch_size`` share on accelerators, which want large batches. The calls are dispatched
     from the host, not looped inside one program: an in-program loop with a skip of dummy
-    windows ran 1024-px windows 25 % slower on CPU. ``trace_counts["apply"]`` records how often the
-    model call was traced (once per batch shape); the window functions count theirs in
-    ``windows.TRACE_COUNTS``.
+    windows ran 1024-px windows slower on CPU (benchmarks/RESULTS.md).
+    ``trace_counts["apply"]`` records how often the model call was traced (once per batch
+    shape); the window functions count theirs in ``windows.TRACE_COUNTS``.
     """
 
     def __init__(

@@ -189,11 +189,11 @@ class Dropout(nnx.Module):
 
     Why not ``nnx.Dropout``: its mask comes from ``jax.random.bernoulli`` (threefry), whose
     random bits are an un-fused pass over every activation; on a 2-core CPU the study U-Net
-    trained 13 % slower with it than without dropout, and 3 % slower with this mask
-    (``benchmarks/RESULTS.md``). The mask of element ``i`` is
-    ``hash(hash(i) ^ seed) < keep * 2**32`` with ``seed`` drawn from the call's PRNG key, so
-    masks are reproducible, differ per key and per element, and need no stored state; the
-    keep probability is exact to 2**-32. Same interface as ``nnx.Dropout`` (``rate``,
+    trained markedly slower with it than with this mask (figures in benchmarks/RESULTS.md).
+    The mask of element ``i`` is ``hash(hash(i) ^ seed) < keep * 2**32`` with ``seed`` drawn
+    from the call's PRNG key, so masks are reproducible, differ per key and per element, and
+    need no stored state; the keep probability is exact to 2**-32. Same interface as
+    ``nnx.Dropout`` (``rate``,
     ``deterministic``, toggled by ``model.eval()`` / ``model.train()``).
     """
 

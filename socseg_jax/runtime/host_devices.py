@@ -2,8 +2,8 @@
 
 Why: on CPU, XLA splits every operation over all cores, and the small convolutions of a
 U-Net (one 256x256 window, 16 channels) split badly. Presenting each core as its own device
-and sharding the batch over them trained the study U-Net 1.32x faster and ran sliding windows
-1.35x faster on a 2-core machine (benchmarks/RESULTS.md). The count is set with
+and sharding the batch over them trains the study U-Net and runs sliding windows faster on a
+2-core machine (figures in benchmarks/RESULTS.md). The count is set with
 ``jax.config.update("jax_num_cpu_devices", n)``, which must run before JAX's backends start
 (the first computation or device query); ``launch.py`` and the benchmarks call
 :func:`configure` first. Accelerator backends are unaffected (it only shapes the CPU platform).
