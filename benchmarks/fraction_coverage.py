@@ -14,7 +14,9 @@ defaults, the model's shift reference, tta as given). Per image and phase: is th
 fraction (the simulator's phases) inside <phase>_percent ± <phase>_percent_unc? Reported:
 coverage over image-phase pairs and over images (all four phases inside), per preset, for
 the images the shift/composition checks left unflagged and for the flagged ones, the mean
-half-width, and which images were warned. Writes benchmarks/fraction_coverage.json.
+half-width, and which images were warned; and per image the spread of the fractions over
+the 4 TTA flips and over 6 MC-dropout passes (what an interval built on them would add).
+Writes benchmarks/fraction_coverage.json.
 
     python benchmarks/fraction_coverage.py [--series 2] [--tta flips none] [--workdir DIR]
         [--quick]
@@ -50,6 +52,9 @@ from socseg_jax.configs.segment import get_config as segment_config  # noqa: E40
 from data_prep.synthetic import simulate_sample  # noqa: E402
 from data_prep.synthetic.randomised import DEFAULT_OXIDATION_TIMES, PRESETS  # noqa: E402
 from socseg_jax.core.phases import CLASS_NAMES, label_fractions  # noqa: E402
+from socseg_jax.inference.archive import ImageJob  # noqa: E402
+from socseg_jax.inference.image_input import load_image, resolve_normalisation  # noqa: E402
+from socseg_jax.inference.loading import build_predictor, load_models  # noqa: E402
 from socseg_jax.inference.outputs import FRACTION_FIELDS, UNCERTAINTY_FIELDS  # noqa: E402
 from socseg_jax.inference.shift import read_reference  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
@@ -59,16 +64,18 @@ from socseg_jax.training.shift_reference import write_shift_reference  # noqa: E
 log = logging.getLogger("fraction_coverage")
 
 SEED0 = 91_000
-MODEL = "aug"
+MC_PASSES = 6
 SERIES_OVERRIDES = {"default": {}, "randomised": {"data_bar": "none", "data_bar_rows": 0}}
 
 
 def model_with_reference(work: Path, steps: int) -> Path:
-    """The quickstart's model in <work>/train/aug, its shift reference (re)written when it
-    lacks the composition entry (a run trained before it existed)."""
+    """The quickstart's model in <work>/train/aug (as generalisation.py's, so a workdir can
+    serve both; other step counts in aug_<steps>steps), its shift reference (re)written when
+    it lacks the composition entry (a run trained before it existed)."""
     prepare_training_data(work)
-    train_model(work, MODEL, ACQUISITION_PARTS, steps)
-    train_dir = work / "train" / MODEL
+    name = "aug" if steps == quickstart_config().num_train_steps else f"aug_{steps}steps"
+    train_model(work, name, ACQUISITION_PARTS, steps)
+    train_dir = work / "train" / name
     if "composition" not in (read_reference(train_dir) or {}):
         config = quickstart_config()
         write_shift_reference(train_dir, str(work / "data"), config.shift_reference_images,
@@ -107,6 +114,38 @@ def segment_preset(work: Path, train_dir: Path, preset: str, tta: str) -> dict[s
     segment.run(config, None)
     with open(Path(config.output_dir) / "summary.csv", newline="") as f:
         return {row["path"]: row for row in csv.DictReader(f)}
+
+
+def pass_spread(train_dir: Path, paths: list[str]) -> dict[str, Any]:
+    """Standard deviation (pp) of each phase fraction over the 4 flip passes of TTA and over
+    ``MC_PASSES`` Monte-Carlo dropout passes, per image: what a TTA- or MC-based interval
+    would add to the half-width."""
+    config = segment_config()
+    normalisation = resolve_normalisation("auto", str(train_dir))
+    models = load_models(str(train_dir))
+    plain = build_predictor(models, config.predict)
+    config.predict.mc_samples = 1
+    dropout = build_predictor(models, config.predict)
+
+    def fractions(predictor: Any, image: np.ndarray) -> list[float]:
+        return label_fractions(predictor.predict_maps(image, ("labels",))["labels"])
+
+    images: dict[str, Any] = {}
+    for path in paths:
+        job = ImageJob(Path(path), Path(Path(path).name))
+        image, _ = load_image(job, config, normalisation=normalisation)
+        flips = [fractions(plain, np.ascontiguousarray(image[::sy, ::sx]))
+                 for sy in (1, -1) for sx in (1, -1)]
+        mc = []
+        for seed in range(MC_PASSES):
+            dropout.seed = seed
+            mc.append(fractions(dropout, image))
+        images[job.relative.name] = {
+            "tta_std_pp": np.round(np.std(flips, axis=0, ddof=1), 3).tolist(),
+            "mc_std_pp": np.round(np.std(mc, axis=0, ddof=1), 3).tolist()}
+    largest = {f"max_{kind}": max(max(v[kind]) for v in images.values())
+               for kind in ("tta_std_pp", "mc_std_pp")}
+    return {**largest, "images": images}
 
 
 def score(items: dict[str, dict[str, Any]], rows: dict[str, dict]) -> dict[str, Any]:
@@ -182,6 +221,7 @@ def main() -> None:
             for tta in args.tta:
                 results[f"{preset}_tta_{tta}"] = score(
                     items, segment_preset(work, train_dir, preset, tta))
+            results[f"{preset}_pass_spread"] = pass_spread(train_dir, list(items))
     result = {
         "command": " ".join(["python", "benchmarks/fraction_coverage.py", *sys.argv[1:]]),
         "steps": args.steps, "series_per_preset": args.series, "times_min": list(times),
@@ -193,6 +233,10 @@ def main() -> None:
     }
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     for name, r in results.items():
+        if name.endswith("_pass_spread"):
+            print(f"{name:24s} largest std over passes: TTA {r['max_tta_std_pp']:.2f} pp, "
+                  f"MC dropout {r['max_mc_std_pp']:.2f} pp")
+            continue
         for part in ("all", "unflagged", "flagged"):
             c = r[part]
             if c["images"]:
