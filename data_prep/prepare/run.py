@@ -74,7 +74,7 @@ def prepare(
         raise UserError(f"no sample in {raw_dir} could be prepared; see the messages above")
     result = _write_dataset(raw_dir, output_dir, settings, seed, prepared, reports)
     write_json_atomic(output_dir / dataset_layout.REPORT_JSON, result)
-    write_text_atomic(output_dir / dataset_layout.REPORT_HTML, report_html(result))
+    write_text_atomic(output_dir / dataset_layout.REPORT_HTML, report_html(result, output_dir))
     if result["labels_truth_miou"] is not None:
         log.info(
             "EDS labels vs truth: pooled mean IoU %.4f (without refinement: %s)",
