@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from socseg_jax.core.phases import CLASS_NAMES, NUM_CLASSES
+from socseg_jax.core.phases import CLASS_NAMES, NUM_CLASSES, label_fractions
 
 COVERAGE = 0.9  # two-sided coverage the floor is scaled for
 PRESENT_PCT = 1.0  # a phase covering at least this much of an image is present in it
@@ -44,9 +44,8 @@ ABSENT_PCT = 0.2  # a phase covering less than this is absent
 def fraction_parts(labels: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(hard, soft) phase fractions in percent: argmax ``labels`` (H, W) and the mean of the
     class probabilities ``proba`` (H, W, K), each (K,) float64."""
-    hard = np.bincount(labels.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES] / labels.size
-    soft = np.array([np.mean(proba[..., k], dtype=np.float64) for k in range(NUM_CLASSES)])
-    return 100.0 * hard, 100.0 * soft
+    soft = [100.0 * np.mean(proba[..., k], dtype=np.float64) for k in range(NUM_CLASSES)]
+    return np.array(label_fractions(labels)), np.array(soft)
 
 
 def build_composition(
