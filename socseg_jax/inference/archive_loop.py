@@ -177,7 +177,7 @@ def predict_checked(
     reference ``shift_score``, ``warning`` and ``level_gamma``: the shift check on the image
     as read, then the grey-level calibration (``inference.levels``; maps predicted again when
     it applies), then the composition check of the final labels (its warning appended)."""
-    kinds = tuple(dict.fromkeys((*outputs.map_kinds(options), "proba")))
+    kinds = (*outputs.map_kinds(options), "class_row_sums")
     predict = partial(predictor.predict_maps, kinds=kinds, dtypes=outputs.MAP_DTYPES)
     maps = predict(image)
     columns: dict[str, Any] = {}
@@ -194,14 +194,12 @@ def predict_checked(
         columns = {"shift_score": round(score, 2), "warning": warning,
                    "level_gamma": round(gamma, 3)}
         composition_ref = reference.get("composition")
-    hard, soft = composition.fraction_parts(maps["labels"], maps["proba"])
+    hard, soft = composition.fraction_parts(maps["labels"], maps.pop("class_row_sums"))
     widths = composition.half_widths(hard, soft, composition_ref)
     columns.update(zip(outputs.UNCERTAINTY_FIELDS, np.round(widths, 3).tolist(), strict=True))
     if composition_ref is not None:
         columns["warning"] = composition.joined(columns["warning"], composition.composition_warning(
             hard, composition_ref, options.composition_margin_pct))
-    if not options.save_probabilities:
-        del maps["proba"]
     return maps, columns
 
 

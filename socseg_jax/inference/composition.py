@@ -42,10 +42,11 @@ ABSENT_PCT = 0.2  # a phase covering less than this is absent
 
 
 def fraction_parts(labels: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(hard, soft) phase fractions in percent: argmax ``labels`` (H, W) and the mean of the
-    class probabilities ``proba`` (H, W, K), each (K,) float64."""
-    soft = [100.0 * np.mean(proba[..., k], dtype=np.float64) for k in range(NUM_CLASSES)]
-    return np.array(label_fractions(labels)), np.array(soft)
+    """(hard, soft) phase fractions in percent, each (K,) float64: of the argmax ``labels``
+    (H, W) and the mean class probability, ``proba`` being the probabilities (H, W, K) or
+    their sums over pixels (e.g. the predictor's ``class_row_sums``, (H, K))."""
+    sums = np.asarray(proba).reshape(-1, NUM_CLASSES).sum(axis=0, dtype=np.float64)
+    return np.array(label_fractions(labels)), 100.0 * sums / labels.size
 
 
 def build_composition(
