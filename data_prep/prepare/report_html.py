@@ -91,7 +91,7 @@ def _overview(result: Mapping[str, Any]) -> str:
     text = (f"{result['num_prepared']} prepared, {failed} failed, {refused} refused · "
             "patches " + ", ".join(f"{esc(k)} {v}" for k, v in result["patches"].items()))
     lines = [f"<p class='meta'>{text}</p>",
-             f"<p class='meta'>dataset {esc(str(result['dataset_path']))}</p>"]
+             f"<p class='meta'>dataset {esc(result['dataset_path'] or 'none written')}</p>"]
     miou = result.get("labels_truth_miou")
     if miou is not None and not math.isnan(miou):
         lines.append(f"<p class='meta'>EDS labels vs truth (simulated data): pooled mean IoU "

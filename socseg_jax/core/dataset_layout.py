@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SUBFOLDERS = ("images", "labels", "qa")
 REPORT_JSON = "prepare_report.json"
 REPORT_HTML = "prepare_report.html"
 

@@ -10,11 +10,12 @@ from typing import Any
 from ml_collections import ConfigDict
 
 from socseg_jax.analysis import plots, report, series
-from socseg_jax.analysis.reading import ENCODINGS, find_label_files
+from socseg_jax.analysis.reading import ENCODINGS, LabelFile, find_label_files
 from socseg_jax.analysis.records import Recorder
 from socseg_jax.analysis.summary import key_columns
-from socseg_jax.core.atomic import write_text_atomic
+from socseg_jax.core.atomic import remove_temporaries, write_text_atomic
 from socseg_jax.core.errors import UserError
+from socseg_jax.core.run_lock import LOCK_NAME, run_lock
 
 log = logging.getLogger(__name__)
 _PANELS = 16
@@ -55,10 +56,19 @@ def _plot_series(out: Path, rows: list[dict[str, Any]], groups: list[dict[str, A
 def run(config: ConfigDict, workdir: str | None) -> dict:
     """Analyses config.input into config.output_dir; returns the counts and output paths.
     Images analysed before with the same settings (records in <output_dir>/images) are not
-    analysed again. Raises ValueError for a bad config or when every file failed."""
+    analysed again. Holds the output folder's run lock (``core.run_lock``), under which a
+    killed run's temporaries are removed. Raises ValueError for a bad config or when every
+    file failed."""
     _check(config)
-    recorder = Recorder.from_config(config)
     items = find_label_files(config.input)
+    with run_lock(config.output_dir, "analyze"):
+        remove_temporaries(config.output_dir, skip_marker=LOCK_NAME)
+        return _analyze(config, items)
+
+
+def _analyze(config: ConfigDict, items: list[LabelFile]) -> dict:
+    """The analysis of ``items`` into config.output_dir (locked)."""
+    recorder = Recorder.from_config(config)
     log.info("analysing %d label maps from %s", len(items), config.input)
     rows, problems = recorder.analyze_files(items, config.label_encoding)
     if not rows:

@@ -280,6 +280,19 @@ def test_sigkilled_run_resumes(tmp_path):
     assert sum(r["status"] == "skipped" for r in rows) == len(done_before)
     assert all(r["status"] in ("ok", "skipped") for r in rows)
     assert not list(out.glob(".*.tmp"))
+    # rows of the images done before the kill (same model) equal an uninterrupted run's,
+    # every column (but status and timing)
+    subprocess.run([sys.executable, "-c", KILLED_RUN, str(source), str(tmp_path / "single")],
+                   cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=True,
+                   stderr=subprocess.DEVNULL)
+    resumed, single = (read_summary(d / "summary.csv") for d in (out, tmp_path / "single"))
+    resumed = {p: r for p, r in resumed.items() if r["status"] == "skipped"}
+    single = {p: single[p] for p in resumed}
+    for rows in (resumed, single):
+        for row in rows.values():
+            assert row["mean_entropy"] and row["data_bar_rows"], row
+            del row["status"], row["reason"], row["seconds"]
+    assert resumed == single
 
 
 def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, caplog):
