@@ -118,7 +118,7 @@ class Recorder:
                 problems.append(line)
                 continue
             unknown_px = unknown_px or (item.path if px is None else None)
-            rows.append(done[0])
+            rows.append(item.with_model_uncertainty(done[0]))
             problems += done[1]
             for line in done[1]:
                 log.warning("%s", line)

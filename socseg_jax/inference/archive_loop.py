@@ -32,7 +32,7 @@ from socseg_jax.analysis.records import Recorder
 from socseg_jax.core.atomic import remove_temporaries
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.run_lock import LOCK_NAME, run_lock
-from socseg_jax.inference import levels, outputs
+from socseg_jax.inference import composition, levels, outputs
 from socseg_jax.inference.archive import ImageJob
 from socseg_jax.inference.image_input import load_image, resolve_normalisation
 from socseg_jax.inference.predictor import SlidingWindowPredictor
@@ -219,25 +219,35 @@ def predict_checked(
     predictor: SlidingWindowPredictor, image: np.ndarray, options: ConfigDict,
     reference: dict[str, Any] | None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One image's maps (the kinds ``options`` asks for) and its summary columns
-    ``shift_score``, ``warning`` and ``level_gamma``: the shift check on the image as read,
-    then the grey-level calibration (``inference.levels``; maps predicted again when it
-    applies). Without a reference: the maps as they are, no columns."""
-    predict = partial(predictor.predict_maps, kinds=outputs.map_kinds(options),
-                      dtypes=outputs.MAP_DTYPES)
+    """One image's maps (the kinds ``options`` asks for) and its summary columns: the phase
+    fractions' half-widths ``<phase>_percent_unc`` (``inference.composition``), and with a
+    reference ``shift_score``, ``warning`` and ``level_gamma``: the shift check on the image
+    as read, then the grey-level calibration (``inference.levels``; maps predicted again when
+    it applies), then the composition check of the final labels (its warning appended)."""
+    kinds = (*outputs.map_kinds(options), "class_row_sums")
+    predict = partial(predictor.predict_maps, kinds=kinds, dtypes=outputs.MAP_DTYPES)
     maps = predict(image)
-    if reference is None:
-        return maps, {}
-    features = image_features(image, maps["entropy"], maps["max_prob"])
-    score, feature = shift_score(features, reference)
-    warning = ""
-    if score > options.shift_threshold:
-        warning = f"unlike the training images ({feature} {score:.1f} spreads away)"
-    gamma = 1.0
-    if options.calibrate_levels:
-        maps, gamma = levels.calibrate(predict, image, maps, reference, features)
-    return maps, {"shift_score": round(score, 2), "warning": warning,
-                  "level_gamma": round(gamma, 3)}
+    columns: dict[str, Any] = {}
+    composition_ref = None
+    if reference is not None:
+        features = image_features(image, maps["entropy"], maps["max_prob"])
+        score, feature = shift_score(features, reference)
+        warning = ""
+        if score > options.shift_threshold:
+            warning = f"unlike the training images ({feature} {score:.1f} spreads away)"
+        gamma = 1.0
+        if options.calibrate_levels:
+            maps, gamma = levels.calibrate(predict, image, maps, reference, features)
+        columns = {"shift_score": round(score, 2), "warning": warning,
+                   "level_gamma": round(gamma, 3)}
+        composition_ref = reference.get("composition")
+    hard, soft = composition.fraction_parts(maps["labels"], maps.pop("class_row_sums"))
+    widths = composition.half_widths(hard, soft, composition_ref)
+    columns.update(zip(outputs.UNCERTAINTY_FIELDS, np.round(widths, 3).tolist(), strict=True))
+    if composition_ref is not None:
+        columns["warning"] = composition.joined(columns["warning"], composition.composition_warning(
+            hard, composition_ref, options.composition_margin_pct))
+    return maps, columns
 
 
 def _finished_write(

@@ -36,9 +36,11 @@ from socseg_jax.inference.archive import ImageJob
 from socseg_jax.inference.image_input import PREPROCESSING, ImageInfo, preview_step
 
 FRACTION_FIELDS = [f"{name}_percent" for name in CLASS_NAMES]
+# Half-width (pp) of each fraction's interval (inference.composition), beside its fraction.
+UNCERTAINTY_FIELDS = [f"{field}_unc" for field in FRACTION_FIELDS]
 SUMMARY_FIELDS = (
     ["path", "status", "reason", "height", "width", "pixel_size_nm", "data_bar_rows"]
-    + FRACTION_FIELDS
+    + [f for pair in zip(FRACTION_FIELDS, UNCERTAINTY_FIELDS, strict=True) for f in pair]
     + ["mean_max_prob", "mean_entropy", "shift_score", "warning", "level_gamma", "seconds"]
 )
 MAP_DTYPES = {"proba": np.float16, "entropy": np.float16, "max_prob": np.float16}
@@ -94,8 +96,9 @@ def write_outputs(
     row. When a write fails (disk full, folder gone) every output of the image is removed and
     the error raised, so the image is reported failed, not left half-done.
 
-    ``shift``: the row's ``shift_score``, ``warning`` (empty: like training) and
-    ``level_gamma`` (the grey-level calibration applied, 1 for none).
+    ``shift``: the row's columns from ``archive_loop.predict_checked``: ``shift_score``,
+    ``warning`` (empty: like training), ``level_gamma`` (the grey-level calibration applied,
+    1 for none) and the fractions' half-widths ``<phase>_percent_unc``.
     """
     paths = job.paths(output_dir)
     try:
@@ -135,7 +138,7 @@ def _write_files(
     write_json_atomic(paths["record"], row)
     step = preview_step(labels.shape, options.overlay_max_size)
     title = str(job.relative)
-    if shift and shift["warning"]:
+    if shift and shift.get("warning"):
         title += f"\nWARNING: {shift['warning']}"
     save_overlay_png(paths["overlay"], info.preview, labels[::step, ::step], title=title)
     return row

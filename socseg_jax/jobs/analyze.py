@@ -19,7 +19,8 @@ from socseg_jax.core.run_lock import LOCK_NAME, run_lock
 
 log = logging.getLogger(__name__)
 _PANELS = 16
-_NOT_PLOTTED = ("_count", "_se_pct", "_deff_", "pixel_size_nm", "height_px", "width_px")
+_NOT_PLOTTED = ("_count", "_se_pct", "_model_unc_pct", "_deff_", "pixel_size_nm", "height_px",
+                "width_px")
 
 
 def _check(config: ConfigDict) -> None:
