@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from socseg_jax.configs.segment import get_config as segment_config
 
 from socseg_jax.inference.archive import discover_images
 from socseg_jax.inference.archive_loop import segment_images
@@ -87,13 +88,9 @@ def _rss_child(size: int, stride: int, batch_size: int) -> None:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         predictor = _predictor(stride, batch_size)
         start = time.perf_counter()
-        rows = segment_images(
-            predictor,
-            discover_images(str(path)),
-            Path(tmp) / "out",
-            num_workers=1,
-            prefetch=1,
-        )
+        options = segment_config()
+        options.update(num_workers=1, prefetch=1)
+        rows = segment_images(predictor, discover_images(str(path)), Path(tmp) / "out", options)
         seconds = time.perf_counter() - start
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(

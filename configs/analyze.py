@@ -24,7 +24,10 @@ def analysis_options() -> ConfigDict:
     config.label_encoding = "auto"  # 'ids' (0..3, 255 = not sample), 'grey' (0/85/170/255)
     config.pixel_size_nm = 0.0  # when neither summary.csv nor TIFF metadata has it; 0 = unknown
     config.groups_csv = ""  # CSV path,group,time_min,... (wins over group_regex)
-    config.group_regex = ""  # named groups searched in the relative path, e.g. _t(?P<time_min>\d+)
+    # 'auto': the time as file names give it (t000, _t10, 10min, 20 min, 2h, ox30: the
+    # patterns in socseg_jax/analysis/series.py), one group; or a regex with named groups
+    # searched in the relative path, e.g. (?P<group>cell\w+)_t(?P<time_min>\d+); '' = none.
+    config.group_regex = "auto"
     # Axis for percolation, active TPB and tortuosity: 'both' (y = top-bottom and x =
     # left-right, each reported with its own columns), 'y' or 'x'.
     config.direction = "both"

@@ -88,11 +88,14 @@ DESCRIPTIONS: dict[str, str] = {
     "max_image_bytes": "images whose header declares more decoded bytes are refused unread",
     "shift_threshold": "shift score (spreads from the training images) above which to warn",
     "calibrate_levels": "predict again at the gamma that aligns the class grey levels",
+    "composition_margin_pct": "warn when a phase fraction lies this many pp outside the "
+    "training images' range",
     # analyze (its own job, and segment's analysis section)
     "analyze:label_encoding": "label maps read: auto, ids (0..3, 255 = not sample) or grey",
     "analysis.label_encoding": "label maps read: auto, ids (0..3, 255 = not sample) or grey",
     "groups_csv": "CSV path,group,time_min,... naming each image's group (wins over the regex)",
-    "group_regex": "regex with named groups (group, time_min) searched in each relative path",
+    "group_regex": "auto (times as names give them: t000, 10min, 2h, ox30) or a regex with "
+                   "named groups (group, time_min) searched in each relative path; '' = none",
     "direction": "axis of percolation, active TPB and tortuosity: both, y or x",
     "connectivity": "cluster connectivity: 4 (shared edges, as diffusion needs) or 8",
     "block_size_px": "block side (px) for the standard error of the area fractions",

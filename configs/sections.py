@@ -155,6 +155,10 @@ def segment_options(config: ConfigDict) -> None:
     # 3-sigma event for an in-domain image (set by benchmarks/generalisation.py; RESULTS.md,
     # "Defaults").
     config.shift_threshold = 3.0
+    # An image whose phase fraction lies this many percentage points outside the range of the
+    # model's reference images (or lacks a phase all of them had) gets a warning
+    # (socseg_jax/inference/composition.py).
+    config.composition_margin_pct = 3.0
     # Grey-level calibration (socseg_jax/inference/levels.py): an image whose confident class
     # grey levels lie a gamma of more than ~10 % from the training images' is predicted again
     # at the gamma that aligns them; needs the model's shift reference; summary.csv's

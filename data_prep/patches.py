@@ -9,6 +9,7 @@ from socseg_jax.core.d4 import apply_d4, random_d4
 from socseg_jax.core.errors import UserError
 
 SPLITS = ("train", "validation", "test")
+SAMPLERS = ("grid", "random")  # prepare.sampler: a regular grid or the study's random windows
 
 
 def tile_starts(length: int, patch: int, stride: int) -> np.ndarray:
@@ -143,8 +144,8 @@ def sample_origins(
     stride = int(settings.get("stride", patch))
     if sampler == "grid":
         return patch_origins(shape, patch, stride)
-    if sampler != "random":
-        raise UserError(f"sampler must be 'grid' or 'random', not {sampler!r}")
+    if sampler not in SAMPLERS:
+        raise UserError(f"sampler must be one of {SAMPLERS}, not {sampler!r}")
     count = int(settings.get("patches_per_image") or len(patch_origins(shape, patch, stride)))
     key = [seed] + [ord(c) for c in source]
     rng = np.random.default_rng(np.random.SeedSequence(key))

@@ -10,6 +10,7 @@ misregistration shows: contours offset from the SEM's particle edges. ``element_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,24 +62,83 @@ def element_composite(sem: np.ndarray, maps: Mapping[str, np.ndarray]) -> np.nda
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
-def map_edges(maps: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(H, W, 3) float RGB of the registered maps' edges (0 elsewhere): the boundaries of the
-    Ni map (green) and the Zr+Y map (magenta), each thresholded at its Otsu level."""
+# The edges drawn from the registered maps: (name, elements summed, RGB colour); the edge map
+# of ``map_edge_ids`` holds 1 + the index in this tuple.
+EDGE_MAPS = (("Ni", ("Ni",), (0.1, 1.0, 0.1)), ("Zr+Y", ("Zr", "Y"), (1.0, 0.1, 1.0)))
+EDS_MAPS_FORMAT = "socseg registered EDS maps"
+
+
+def map_edge_ids(maps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(H, W) uint8 edges of the registered maps: 1 + the index in EDGE_MAPS where the
+    boundary of that map (Ni; Zr+Y), thresholded at its Otsu level, runs; 0 elsewhere."""
     from skimage.filters import threshold_otsu
     from skimage.segmentation import find_boundaries
 
     shape = next(iter(maps.values())).shape
-    out = np.zeros(shape + (3,), np.float32)
-    for elements, colour in ((("Ni",), (0.1, 1.0, 0.1)), (("Zr", "Y"), (1.0, 0.1, 1.0))):
+    out = np.zeros(shape, np.uint8)
+    for index, (_, elements, _) in enumerate(EDGE_MAPS):
         present = [np.asarray(maps[el], np.float32) for el in elements if el in maps]
         if not present:
             continue
         m = np.sum(present, axis=0)
         if np.ptp(m) <= 0:
             continue
-        edges = find_boundaries(m > threshold_otsu(m), mode="inner")
-        out[edges] = colour
+        out[find_boundaries(m > threshold_otsu(m), mode="inner")] = index + 1
     return out
+
+
+def map_edges(maps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(H, W, 3) float RGB of the registered maps' edges (0 elsewhere): the boundaries of the
+    Ni map (green) and the Zr+Y map (magenta), as ``map_edge_ids`` finds them."""
+    lut = np.array([(0.0, 0.0, 0.0)] + [colour for _, _, colour in EDGE_MAPS], np.float32)
+    return lut[map_edge_ids(maps)]
+
+
+@dataclass(frozen=True)
+class RegisteredMaps:
+    """The registered element maps as a reviewer sees them: uint8 per element (counts /
+    ``counts_per_level``, the 99.9th percentile at 255) and their edges (``map_edge_ids``)."""
+
+    maps: dict[str, np.ndarray]
+    counts_per_level: dict[str, float]
+    edges: np.ndarray
+
+
+def save_eds_maps(path: Path, maps: Mapping[str, np.ndarray]) -> None:
+    """The registered element maps, one uint8 plane each, then their edges computed on the
+    float maps, in one TIFF (names and scales in its JSON description): an eighth of the
+    float maps' size, and nothing left to compute when a viewer opens it (atomic write)."""
+    import tifffile
+
+    names = sorted(maps)
+    planes, scales = [], []
+    for el in names:
+        m = np.asarray(maps[el], np.float32)
+        scale = max(float(np.percentile(m, 99.9)), 1e-6) / 255.0
+        planes.append(np.clip(np.rint(m / scale), 0, 255).astype(np.uint8))
+        scales.append(scale)
+    planes.append(map_edge_ids(maps))
+    meta = {"format": EDS_MAPS_FORMAT, "elements": names, "counts_per_level": scales}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, np.stack(planes), photometric="minisblack", metadata=meta)
+
+
+def read_eds_maps(path: Path) -> RegisteredMaps:
+    """The maps and edges ``save_eds_maps`` wrote (ValueError for another kind of TIFF)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
+        planes = tif.asarray()
+    if meta.get("format") != EDS_MAPS_FORMAT:
+        raise ValueError(f"{path}: not a registered EDS maps file ({EDS_MAPS_FORMAT})")
+    planes = planes.reshape((-1,) + planes.shape[-2:])
+    elements = list(meta["elements"])
+    return RegisteredMaps(
+        dict(zip(elements, planes[:-1], strict=True)),
+        dict(zip(elements, (float(s) for s in meta["counts_per_level"]), strict=True)),
+        planes[-1],
+    )
 
 
 def _edges_over(sem: np.ndarray, maps: Mapping[str, np.ndarray]) -> np.ndarray:

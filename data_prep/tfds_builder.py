@@ -7,6 +7,7 @@ Read back with `open_split`, a `tfds` data source over the array_record files.
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +149,19 @@ def build_dataset(
     )
     builder.download_and_prepare()
     return Path(builder.data_dir)
+
+
+def remove_incomplete(data_dir: Path) -> int:
+    """Deletes the ``incomplete.*`` folders and files a killed TFDS build left under
+    ``data_dir`` (call it only while no build runs there); returns how many."""
+    root = Path(data_dir) / DATASET_NAME
+    found = list(root.rglob(f"{tfds.core.constants.INCOMPLETE_PREFIX}*")) if root.is_dir() else []
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(found)
 
 
 def resolve_dataset_dir(path: str | Path) -> Path:

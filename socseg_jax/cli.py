@@ -202,6 +202,9 @@ def main(argv: list[str]) -> None:
     try:
         host_devices.configure(config)
         from socseg_jax.jobs import run_job
+        from socseg_jax.jobs.config_checks import check_config
+
+        check_config(flat_items(config))  # choices and ranges, before anything is created
 
         run_job(config, _WORKDIR.value)
     except UserError as err:

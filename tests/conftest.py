@@ -68,3 +68,11 @@ def checkpoint_dir(tmp_path_factory) -> Path:
     assert loaded_config == config and step == 3
     np.testing.assert_array_equal(loaded.head.kernel[...], model.head.kernel[...])
     return workdir
+
+
+@pytest.fixture(autouse=True, scope="session")
+def use_leak_safe_log_records():
+    """Overrides napari's pytest plugin fixture of this name (with the napari extra it runs
+    for every test): its LogRecord factory turns a lone dict argument into the tuple of its
+    keys, so ``log.info("... %s", a_dict)`` fails. The project's records keep Python's own."""
+    yield

@@ -71,7 +71,44 @@ def test_wrong_config_value(tiny_dataset, tmp_path):
         "--config.batch_size=0",
         f"--workdir={tmp_path}",
     )
-    assert_one_line_error(result, "batch_size=0")
+    assert_one_line_error(result, "config.batch_size must be a whole number >= 1, got 0")
+
+
+SEGMENT_KEYS = ("input", "output_dir", "checkpoint")
+
+
+@pytest.mark.parametrize(
+    "config,override,keys,needles",
+    [
+        ("socseg:quickstart", "--config.batch_size=-3", (), ["config.batch_size", "got -3"]),
+        ("configs/segment.py", "--config.predict.tta=bogus", SEGMENT_KEYS,
+         ["config.predict.tta must be one of", "'bogus'"]),
+        ("configs/prepare.py", "--config.prepare.val_fraction=1.5", ("raw_dir", "output_dir"),
+         ["config.prepare.val_fraction must be between 0 and 1"]),
+        ("configs/segment.py", "--config.predict.ttaa=d4", SEGMENT_KEYS,
+         ["--config.predict.ttaa: no such key", "did you mean predict.tta"]),
+    ],
+)
+def test_config_checked_before_anything_is_created_or_loaded(tmp_path, config, override, keys,
+                                                             needles):
+    """Checked first: the checkpoint and input do not exist, no folder is created."""
+    paths = [f"--config.{k}={tmp_path / k}" for k in keys]
+    result = launch("--config", config, override, f"--workdir={tmp_path / 'work'}", *paths)
+    assert_one_line_error(result, *needles)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path):
+    import numpy as np
+    import tifffile
+
+    (tmp_path / "imgs").mkdir()
+    tifffile.imwrite(tmp_path / "imgs" / "a.tif", np.zeros((40, 40), np.uint8))
+    (tmp_path / "file").write_text("a file, not a folder")
+    result = launch("--config", "configs/segment.py", f"--config.input={tmp_path / 'imgs'}",
+                    f"--config.output_dir={tmp_path / 'file' / 'out'}",
+                    "--config.checkpoint=/nonexistent/run")
+    assert_one_line_error(result, "cannot create the output folder", "file/out")
 
 
 def test_segment_of_a_folder_without_images(tmp_path):

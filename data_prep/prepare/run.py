@@ -19,22 +19,22 @@ from data_prep.prepare.checks import mean_iou
 from data_prep.prepare.report_html import report_html
 from data_prep.prepare.sample import SampleReport, prepare_sample
 from data_prep.registration.field import CONVENTIONS
-from data_prep.registration.gate import quality_outliers
+from data_prep.registration.gate import OUTLIER_ACTIONS, quality_outliers
 from data_prep.registration.maps import RegistrationError
 from data_prep.samples.files import SampleFiles, discover_samples, read_manifest
-from data_prep.tfds_builder import PreparedSample, build_dataset
+from data_prep.tfds_builder import PreparedSample, build_dataset, remove_incomplete
 from socseg_jax.core import dataset_layout
-from socseg_jax.core.atomic import write_json_atomic, write_text_atomic
+from socseg_jax.core.atomic import remove_temporaries, write_json_atomic, write_text_atomic
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.intensity import normalisation_settings
 from socseg_jax.core.phases import CLASS_NAMES, NUM_CLASSES
+from socseg_jax.core.run_lock import LOCK_NAME, run_lock
 
 log = logging.getLogger(__name__)
 
 SAMPLE_ERRORS = (ImageReadError, SampleError, RegistrationError)
 # Settings that do not change the labels or records: left out of the dataset's config hash.
 NOT_HASHED = ("manifest", "n_jobs", "max_image_bytes")
-OUTLIER_ACTIONS = ("refuse", "warn")
 
 
 def prepare(
@@ -46,14 +46,25 @@ def prepare(
     """Prepares every sample under `raw_dir` and writes the TFDS shards under `output_dir`.
 
     ``settings``: config.prepare (configs/sections.py ``prepare_config``). Returns the report
-    (also saved as `<output_dir>/prepare_report.json` and `.html`). Raises UserError when no
-    sample could be prepared.
+    (also saved as `<output_dir>/prepare_report.json` and `.html`). Holds the output folder's
+    run lock (``core.run_lock``) and first removes what a killed run left there. Raises
+    UserError when no sample could be prepared (the report, with every reason, is written).
     """
     raw_dir, output_dir = Path(raw_dir), Path(output_dir)
     _check_settings(settings)
     samples = _discover(raw_dir, settings)
-    for sub in dataset_layout.SUBFOLDERS:
-        (output_dir / sub).mkdir(parents=True, exist_ok=True)
+    with run_lock(output_dir, "prepare"):
+        leftovers = remove_temporaries(output_dir, skip_marker=LOCK_NAME)
+        leftovers += remove_incomplete(output_dir)
+        if leftovers:
+            log.info("removed %d leftovers of an interrupted run in %s", leftovers, output_dir)
+        return _prepare_samples(raw_dir, output_dir, settings, seed, samples)
+
+
+def _prepare_samples(
+    raw_dir: Path, output_dir: Path, settings: ConfigDict, seed: int,
+    samples: list[SampleFiles],
+) -> dict[str, Any]:
     prepared: dict[str, PreparedSample] = {}
     reports: list[SampleReport] = []
     bar = tqdm(samples, desc="prepare: register + label samples", unit="sample")
@@ -70,11 +81,16 @@ def prepare(
             report = SampleReport(name=name, status="failed", reason=reason)
         reports.append(report)
     _registration_outliers(reports, prepared, output_dir, settings)
-    if not prepared:
-        raise UserError(f"no sample in {raw_dir} could be prepared; see the messages above")
-    result = _write_dataset(raw_dir, output_dir, settings, seed, prepared, reports)
+    if prepared:
+        result = _write_dataset(raw_dir, output_dir, settings, seed, prepared, reports)
+    else:
+        result = _run_report(raw_dir, settings, reports, None, {s: [] for s in SPLITS},
+                             dict.fromkeys(SPLITS, 0), {})
     write_json_atomic(output_dir / dataset_layout.REPORT_JSON, result)
-    write_text_atomic(output_dir / dataset_layout.REPORT_HTML, report_html(result))
+    write_text_atomic(output_dir / dataset_layout.REPORT_HTML, report_html(result, output_dir))
+    if not prepared:
+        raise UserError(f"no sample in {raw_dir} could be prepared; the reasons are above and "
+                        f"in {output_dir / dataset_layout.REPORT_JSON}")
     if result["labels_truth_miou"] is not None:
         log.info(
             "EDS labels vs truth: pooled mean IoU %.4f (without refinement: %s)",
@@ -110,6 +126,20 @@ def _write_dataset(
         "normalisation": normalisation_settings(int(settings.local_contrast_px)),
     }
     dataset_path = build_dataset(output_dir, shard_settings, splits, metadata)
+    return _run_report(raw_dir, settings, reports, dataset_path, split_names, patch_counts,
+                       metadata["class_fractions"])
+
+
+def _run_report(
+    raw_dir: Path,
+    settings: ConfigDict,
+    reports: list[SampleReport],
+    dataset_path: Path | None,
+    split_names: dict[str, list[str]],
+    patch_counts: dict[str, int],
+    class_fractions: dict[str, list[float]],
+) -> dict[str, Any]:
+    """The run's report (prepare_report.json); ``dataset_path`` None: no dataset written."""
     ok = [r for r in reports if r.status == "ok"]
     scored = [np.asarray(r.truth_confusion) for r in ok if r.truth_confusion is not None]
     unrefined = [
@@ -119,14 +149,14 @@ def _write_dataset(
     ]
     return {
         "raw_dir": str(raw_dir),
-        "dataset_path": str(dataset_path),
+        "dataset_path": str(dataset_path) if dataset_path is not None else None,
         "splits": split_names,
-        "num_prepared": len(prepared),
+        "num_prepared": len(ok),
         "failed": [{"sample": r.name, "reason": r.reason} for r in reports if r.status != "ok"],
         "refused": [r.name for r in reports if r.status == "refused"],  # registration outliers
         "patches": patch_counts,
-        "class_fractions": metadata["class_fractions"],
-        "normalisation": metadata["normalisation"],
+        "class_fractions": class_fractions,
+        "normalisation": normalisation_settings(int(settings.local_contrast_px)),
         # pooled over the samples that have a truth.tif (simulated data)
         "labels_truth_miou": round(mean_iou(sum(scored)), 4) if scored else None,
         "labels_truth_miou_without_refinement": (

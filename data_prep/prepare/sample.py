@@ -236,6 +236,8 @@ def _write_sample(
     qa_pictures.save_confidence_png(dataset_layout.qa_path(output_dir, raw.name, "confidence"),
                                     result.confidence[view], raw.name)
     if result.aligned is not None:
+        qa_pictures.save_eds_maps(dataset_layout.eds_maps_path(output_dir, raw.name),
+                                  result.aligned)
         rot = report.rotation_deg or 0.0
         qa_pictures.save_registration_png(
             dataset_layout.qa_path(output_dir, raw.name, "registration"),

@@ -1,4 +1,5 @@
-"""EDS element maps in a folder: which file holds which element, and reading one map.
+"""EDS element maps in a folder: which file holds which element, and reading one map (or the
+element-named pages of a multi-page TIFF).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.readers.images import MAX_IMAGE_BYTES, read_grey
+from data_prep.errors import ImageReadError
+from data_prep.readers.images import MAX_IMAGE_BYTES, read_grey, tiff_pages
 
 EDS_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".csv")
 
@@ -68,6 +70,39 @@ def find_eds_maps(eds_dir: str | os.PathLike, pattern: str | None = None) -> dic
     return maps
 
 
-def read_eds_map(path: str | os.PathLike, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
-    """Read one element map (counts or intensities) as 2-D float32 (see ``read_grey``)."""
-    return read_grey(path, max_bytes)
+def unnamed_map_files(eds_dir: str | os.PathLike) -> list[str]:
+    """Warnings for the files in ``eds_dir`` named like a map of an element that does not
+    exist ('Xx Ka1.tif'): they are not used."""
+    eds_dir = Path(eds_dir)
+    if not eds_dir.is_dir():
+        return []
+    return [
+        f"EDS file {f.name} ignored: '{m.group(1)}' is not an element symbol"
+        for f in sorted(eds_dir.iterdir())
+        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in EDS_EXTS
+        and (m := _ELEMENT_RE.match(f.stem)) and m.group(1) not in ELEMENT_SYMBOLS
+    ]
+
+
+def read_eds_maps(
+    path: str | os.PathLike, element: str, max_bytes: int = MAX_IMAGE_BYTES
+) -> dict[str, np.ndarray]:
+    """Element -> map (counts or intensities, 2-D float32, see ``read_grey``) of one file.
+
+    A file holds ``element``'s map; a TIFF of several pages holds one map per page, each page
+    named by its element (PageName tag, ImageJ label or description, e.g. 'Ni Ka1'). A
+    multi-page TIFF whose pages are not all named by distinct elements is refused
+    (ImageReadError), never read as its first page.
+    """
+    pages = tiff_pages(path)
+    if len(pages) <= 1:
+        return {element: read_grey(path, max_bytes)}
+    elements = [element_of(name) for _, name in pages]
+    if None in elements or len(set(elements)) < len(elements):
+        names = ", ".join(repr(name) for _, name in pages[:6])
+        raise ImageReadError(
+            f"{path}: a TIFF of {len(pages)} pages not named by element (page names: {names}); "
+            "save one map per file, or name each page by its element (PageName tag)"
+        )
+    return {el: read_grey(path, max_bytes, index)
+            for el, (index, _) in zip(elements, pages, strict=True)}

@@ -114,8 +114,35 @@ def to_grey(arr: np.ndarray, path: Path) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def read_grey(path: str | os.PathLike, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
-    """Read an image (TIFF page 0, PNG, JPEG, .npy, .csv) as a 2-D float32 grey array.
+def tiff_pages(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """(index, name) of every full-resolution page of a TIFF (thumbnails left out); the name
+    is its PageName tag, ImageJ label or description, '' when it has none. [] for other or
+    unreadable files."""
+    import tifffile
+
+    path = Path(path)
+    try:
+        if file_format(path) != "TIFF":
+            return []
+        with tifffile.TiffFile(path) as tif:
+            labels = list((tif.imagej_metadata or {}).get("Labels") or [])
+            found = []
+            for index, page in enumerate(tif.pages):
+                if getattr(page, "is_reduced", False):
+                    continue
+                tag = page.tags.get(285)  # PageName
+                label = labels[len(found)] if len(found) < len(labels) else ""
+                description = "" if tif.is_imagej or tif.is_ome else page.description
+                found.append((index, str(tag.value if tag else label or description).strip()))
+            return found
+    except Exception:  # noqa: BLE001 - unreadable: read_grey names the problem
+        return []
+
+
+def read_grey(
+    path: str | os.PathLike, max_bytes: int = MAX_IMAGE_BYTES, page: int = 0
+) -> np.ndarray:
+    """Read an image (TIFF page ``page``, PNG, JPEG, .npy, .csv) as a 2-D float32 grey array.
 
     Values keep their original scale (e.g. 0..65535 for 16-bit); RGB/RGBA become luminance.
     The format comes from the content; a name that says another one is logged as a warning.
@@ -136,7 +163,8 @@ def read_grey(path: str | os.PathLike, max_bytes: int = MAX_IMAGE_BYTES) -> np.n
         log.warning("%s: named as %s but its content is %s; read as %s",
                     path, named, kind, kind)
     try:
-        arr = _DECODERS[kind](path, max_bytes)
+        arr = _read_tiff(path, max_bytes, page) if kind == "TIFF" else (
+            _DECODERS[kind](path, max_bytes))
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable image"
@@ -150,14 +178,18 @@ def read_grey(path: str | os.PathLike, max_bytes: int = MAX_IMAGE_BYTES) -> np.n
     return grey
 
 
-def _read_tiff(path: Path, max_bytes: int) -> np.ndarray:
-    """Page 0 of a TIFF (the only page read), its declared size checked first."""
+def _read_tiff(path: Path, max_bytes: int, index: int = 0) -> np.ndarray:
+    """One page of a TIFF (page 0 unless asked; a warning says when there are more), its
+    declared size checked first."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages.first if tif.pages else None
-        if page is None:
+        if not tif.pages:
             raise ImageReadError(f"{path}: corrupt or truncated TIFF (no pages)")
+        page = tif.pages.first if index == 0 else tif.pages[index]
+        if index == 0 and _more_pages(tif):
+            log.warning("%s: a TIFF of %d pages; only the first is read", path,
+                        len(tif.pages))
         if page.dtype is None:
             raise ImageReadError(f"{path}: corrupt or truncated TIFF (unsupported sample format)")
         check_declared_size(path, page.shaped, page.dtype.itemsize, max_bytes)
@@ -169,6 +201,14 @@ def _read_tiff(path: Path, max_bytes: int) -> np.ndarray:
                 f"the file has {size})"
             )
         return page.asarray()
+
+
+def _more_pages(tif) -> bool:
+    """True when a TIFF has a second full-resolution page (not a thumbnail of the first)."""
+    try:
+        return len(tif.pages) > 1 and not getattr(tif.pages[1], "is_reduced", False)
+    except Exception:  # noqa: BLE001 - a broken page chain: page 0 is what is read
+        return False
 
 
 def _read_pillow(path: Path, max_bytes: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from data_prep.readers.images import (
     check_file,
     file_format,
     read_grey,
+    tiff_pages,
 )
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import NUM_CLASSES, STUDY_GREY
@@ -100,7 +101,7 @@ def read_label_values(
     scribbles, gives its palette indices rather than the brightness of its colours (label
     maps keep the brightness: the study's grey 0/85/170/255 is often saved indexed). The
     format comes from the content (HDF5 also by a ``.h5``/``.hdf5`` name); files declaring
-    more than ``max_bytes`` decoded are refused unread.
+    more than ``max_bytes`` decoded, and TIFFs of several pages, are refused.
     """
     path = Path(path)
     check_file(path)
@@ -108,6 +109,8 @@ def read_label_values(
     indices = _palette_indices(path, max_bytes) if palette_indices and kind == "PNG" else None
     if indices is not None:
         return indices
+    if kind == "TIFF" and len(pages := tiff_pages(path)) > 1:
+        raise ImageReadError(f"{path}: a TIFF of {len(pages)} pages; a label map has one")
     if kind != "HDF5" and (kind is not None or path.suffix.lower() not in (".h5", ".hdf5")):
         return read_grey(path, max_bytes)
     import h5py

@@ -21,6 +21,8 @@ MIN_REGISTRATION_QUALITY = 0.7
 # EDS grid (or H5OINA step) this many times coarser than the SEM pixel: warn (label quality
 # falls between 4x and 8x; nothing measured in between, so the line sits past 4x).
 COARSE_EDS_SCALE = 4.5
+# What prepare does with a registration outlier (prepare.registration_outliers).
+OUTLIER_ACTIONS = ("refuse", "warn")
 
 
 def eds_resolution_warnings(grid_scale: float, raw: RawSample) -> list[str]:

@@ -22,6 +22,8 @@ from skimage.registration import phase_cross_correlation
 from data_prep.registration.gate import MIN_REGISTRATION_QUALITY
 from socseg_jax.core.errors import UserError
 
+TRANSFORMS = ("translation", "similarity", "affine")  # prepare.registration
+
 
 class RegistrationError(UserError):
     """EDS maps could not be registered to the SEM image with sufficient quality."""
@@ -150,8 +152,8 @@ def register_eds(
     the normalised cross-correlation after alignment is below ``min_quality`` (e.g. maps of
     another region).
     """
-    if transform not in ("translation", "similarity", "affine"):
-        raise ValueError(f"transform must be translation, similarity or affine, not {transform!r}")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
     eds, resampled = common_grid(eds)
     he, we = next(iter(eds.values())).shape
     sem = np.asarray(sem_norm, dtype=np.float32)

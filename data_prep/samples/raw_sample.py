@@ -12,7 +12,12 @@ import numpy as np
 
 from data_prep.errors import ImageReadError, SampleError
 from data_prep.readers.data_bar import crop_data_bar
-from data_prep.readers.eds_maps import REQUIRED_ELEMENTS, find_eds_maps, read_eds_map
+from data_prep.readers.eds_maps import (
+    REQUIRED_ELEMENTS,
+    find_eds_maps,
+    read_eds_maps,
+    unnamed_map_files,
+)
 from data_prep.readers.h5oina import H5OINA_EXTS, H5OinaMaps, read_h5oina
 from data_prep.readers.images import MAX_IMAGE_BYTES, read_grey, to_grey
 from data_prep.readers.label_maps import (
@@ -25,6 +30,15 @@ from data_prep.samples.files import SampleFiles, sample_files
 
 # EDS step / SEM pixel ratios taken from TIFF resolution tags; outside: not a pixel size.
 MIN_EDS_SCALE, MAX_EDS_SCALE = 0.5, 32.0
+# What an EDS map needs to be labelled from (checked before registration): sides of at least
+# MIN_EDS_SIDE px; with the step known, a field at most MAX_EDS_COVERAGE times the SEM's;
+# without it, at most MAX_EDS_COARSENESS times coarser than the SEM (a coarse sub-area); and
+# counts above its background in at least MIN_EDS_SIGNAL of its pixels (a fraction, and never
+# fewer than MIN_EDS_SIGNAL_PX pixels).
+MIN_EDS_SIDE = 8
+MAX_EDS_COVERAGE = 2.0
+MAX_EDS_COARSENESS = 64
+MIN_EDS_SIGNAL, MIN_EDS_SIGNAL_PX = 1e-3, 16
 
 
 @dataclass
@@ -67,6 +81,7 @@ class _Decoded:
     label_values: np.ndarray | None
     scribble_values: np.ndarray | None
     metadata: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # EDS files found but not used, and why
 
 
 def read_raw_sample(
@@ -114,13 +129,13 @@ def read_raw_sample(
             )
         extra[i - 2] = img
     labels = _labels(files, decoded.label_values, label_encoding, sem.shape, bar, where)
-    _check_eds(files, eds, labels is None, sem.shape, where)
-    warnings = list(files.notes)
+    warnings = list(files.notes) + decoded.notes
     if files.scribbles is not None and files.labels is not None:
         warnings.append(f"{files.scribbles.name} ignored: {files.labels.name} labels every pixel")
     scribbles = None
     if decoded.scribble_values is not None:
         scribbles = _scribbles(files, decoded.scribble_values, sem.shape, bar, box, where)
+    _record_sources(files, metadata, scribbles is not None)
     pixel = files.pixel_size_nm or metadata.get("pixel_size_nm")
     h5 = decoded.h5
     if h5 is not None and pixel and all(h5.step_um):
@@ -131,7 +146,19 @@ def read_raw_sample(
         scale = metadata["eds_step_nm"] / pixel
         if MIN_EDS_SCALE <= scale <= MAX_EDS_SCALE:  # else a default dpi or a wrong tag
             metadata["eds_scale_from_steps"] = scale
+    warnings += _check_eds(files, eds, labels is None, sem.shape, metadata, where)
     return RawSample(files.name, sem, eds, labels, pixel, metadata, extra, scribbles, warnings)
+
+
+def _record_sources(files: SampleFiles, metadata: dict[str, Any], scribbled: bool) -> None:
+    """Records where the sample is (``raw_folder``: where a reviewer's hand labels go) and
+    which hand-made file labels it (``labels_file`` or ``scribbles_file``), for the report."""
+    if files.folder is not None:
+        metadata["raw_folder"] = str(files.folder.resolve())
+    if files.labels is not None:
+        metadata["labels_file"] = str(files.labels)
+    elif scribbled:
+        metadata["scribbles_file"] = str(files.scribbles)
 
 
 def _crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -155,6 +182,7 @@ def _decode_files(
 ) -> _Decoded:
     """Reads every file of the sample (ImageReadError / SampleError name the problem)."""
     metadata: dict[str, Any] = {}
+    notes: list[str] = []
     h5: H5OinaMaps | None = None
     is_h5 = files.eds is not None and files.eds.suffix.lower() in H5OINA_EXTS
     if files.sem is None and not is_h5:
@@ -190,8 +218,13 @@ def _decode_files(
                 metadata["pixel_size_nm"] = h5.electron_step_um[1] * 1e3
     else:
         found = find_eds_maps(eds_src, element_pattern) if eds_src is not None else {}
-        eds = {el: read_eds_map(p, max_bytes) for el, p in found.items()}
-        metadata["eds_files"] = {el: p.name for el, p in found.items()}
+        eds, metadata["eds_files"] = {}, {}
+        for el, path in found.items():
+            for page_el, page in read_eds_maps(path, el, max_bytes).items():
+                if page_el not in eds:
+                    eds[page_el], metadata["eds_files"][page_el] = page, path.name
+        if eds_src is not None and not element_pattern:
+            notes += unnamed_map_files(eds_src)
         steps = {read_pixel_size_nm(p) for p in found.values()} - {None}
         if len(steps) == 1:  # every map's TIFF resolution tags give one pixel size
             metadata["eds_step_nm"] = steps.pop()
@@ -202,7 +235,7 @@ def _decode_files(
     scribble_values = (
         read_label_values(files.scribbles, True, max_bytes) if use_scribbles else None
     )
-    return _Decoded(sem, extra, eds, h5, label_values, scribble_values, metadata)
+    return _Decoded(sem, extra, eds, h5, label_values, scribble_values, metadata, notes)
 
 
 def _labels(
@@ -231,9 +264,12 @@ def _check_eds(
     eds: dict[str, np.ndarray],
     needed: bool,
     shape: tuple[int, ...],
+    metadata: dict[str, Any],
     where: str,
-) -> None:
-    """Required maps present (when no labels file replaces them), none larger than the SEM."""
+) -> list[str]:
+    """Required maps present, none larger than the SEM; when the labels come from them (no
+    labels file), every map usable (``_eds_problem``): a required one that is not refuses the
+    sample, another one is dropped. Returns the warnings for dropped maps."""
     missing = [el for el in REQUIRED_ELEMENTS if el not in eds]
     if needed and missing:
         src = files.eds if files.eds is not None else "(no EDS given)"
@@ -246,6 +282,43 @@ def _check_eds(
             raise SampleError(
                 f"{where}: EDS map {el} {m.shape} is larger than the SEM image {shape}"
             )
+    notes = []
+    for el in list(eds) if needed else []:
+        problem = _eds_problem(eds[el], shape, metadata.get("eds_scale_from_steps"))
+        if problem is None:
+            continue
+        source = metadata.get("eds_files", {}).get(el) or metadata.get("eds_source", "")
+        what = f"EDS map {el}" + (f" ({source})" if source else "")
+        if el in REQUIRED_ELEMENTS:
+            raise SampleError(f"{where}: {what} {problem}")
+        notes.append(f"{what} {problem}; not used")
+        del eds[el]
+    return notes
+
+
+def _eds_problem(m: np.ndarray, shape: tuple[int, ...], scale: float | None) -> str | None:
+    """Why an element map cannot be labelled from (too small, a field unlike the SEM's, empty,
+    constant, too few counts), or None."""
+    h, w = m.shape
+    if min(h, w) < MIN_EDS_SIDE:
+        return f"is {h}x{w} px: too small to register (at least {MIN_EDS_SIDE} px a side)"
+    if scale:
+        cover = max(h * scale / shape[0], w * scale / shape[1])
+        if cover > MAX_EDS_COVERAGE:
+            return (f"spans {cover:.2g}x the SEM field at its step ({scale:.3g} SEM px per EDS "
+                    "px): a wrong step (pixel size) or the maps of another field")
+    elif min(shape[0] / h, shape[1] / w) > MAX_EDS_COARSENESS:
+        return (f"is {h}x{w} px for a {shape[0]}x{shape[1]} SEM image: over "
+                f"{MAX_EDS_COARSENESS}x coarser, too coarse to label from")
+    low, high = float(m.min()), float(m.max())
+    if low == high:
+        return "is empty (every pixel 0)" if high == 0 else (
+            f"is constant (every pixel {high:g}): it carries no information")
+    signal = int(np.count_nonzero(m > low))
+    if signal < max(MIN_EDS_SIGNAL_PX, MIN_EDS_SIGNAL * m.size):
+        return (f"has counts above its background in only {signal} of {m.size} pixels: too "
+                "few to label from")
+    return None
 
 
 def _scribbles(

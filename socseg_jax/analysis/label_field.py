@@ -57,9 +57,9 @@ class Units:
         return f"{self.name}2_per_{self.name}3"
 
 
-def crop_to_field(labels: np.ndarray) -> np.ndarray:
-    """The bounding box of the sample pixels (not 255): a masked data bar is cut away, so
-    the field's borders are the sample's borders. Raises ValueError if no pixel is sample."""
+def field_box(labels: np.ndarray) -> tuple[slice, slice]:
+    """(rows, columns) of the bounding box of the sample pixels (not 255). Raises UserError
+    if no pixel is sample."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise UserError(f"expected a 2-D label map, got shape {labels.shape}")
@@ -67,7 +67,13 @@ def crop_to_field(labels: np.ndarray) -> np.ndarray:
     rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
     if rows.size == 0:
         raise UserError("label map has no sample pixel (all 255 = not sample)")
-    return labels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def crop_to_field(labels: np.ndarray) -> np.ndarray:
+    """The bounding box of the sample pixels (``field_box``): a masked data bar is cut away,
+    so the field's borders are the sample's borders."""
+    return np.asarray(labels)[field_box(labels)]
 
 
 def check_labels(labels: np.ndarray) -> np.ndarray:

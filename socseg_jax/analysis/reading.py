@@ -3,7 +3,8 @@
 Input: a folder (recursive), a glob, a .txt list of paths or a list of paths of label maps
 (class ids 0..3 or the study's grey 0/85/170/255; 255 in an id map = not sample). A
 ``segment`` output folder (it has ``summary.csv``) gives its ``<rel>/<stem>_labels.tif``
-maps only, with the pixel size and image size of the summary row of the same image.
+maps only, with the pixel size, image size and phase fractions' half-widths (the model's
+uncertainty, ``inference.composition``) of the summary row of the same image.
 Pixel size: that summary, else the TIFF metadata, else ``config.pixel_size_nm``, else None
 (results in px; the job warns once).
 """
@@ -14,6 +15,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +23,9 @@ from data_prep.readers.label_maps import read_label_values
 from data_prep.readers.sem_metadata import read_pixel_size_nm
 from socseg_jax.analysis.label_field import NOT_SAMPLE
 from socseg_jax.core.errors import MissingInputError, UserError
-from socseg_jax.core.phases import STUDY_GREY
+from socseg_jax.core.phases import CLASS_NAMES, STUDY_GREY
 from socseg_jax.inference.archive import discover_images
+from socseg_jax.inference.outputs import UNCERTAINTY_FIELDS
 
 LABEL_SUFFIX = "_labels.tif"
 ENCODINGS = ("auto", "ids", "grey")
@@ -36,6 +39,22 @@ class LabelFile:
     relative: Path
     pixel_size_nm: float | None = None  # from summary.csv
     shape: tuple[int, int] | None = None  # (height, width) of the segmented image
+    # half-width (pp) of each phase fraction's interval, from summary.csv (pore, NiO, Ni, YSZ)
+    model_unc_pct: tuple[float, ...] | None = None
+
+    def with_model_uncertainty(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An analysis row with ``<phase>_area_model_unc_pct`` (the segmenting model's
+        half-width, pp) after each phase's ``<phase>_area_se_pct`` (unchanged when unknown)."""
+        if self.model_unc_pct is None:
+            return row
+        unc = dict(zip(CLASS_NAMES, self.model_unc_pct, strict=True))
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            out[key] = value
+            phase = key.removesuffix("_area_se_pct")
+            if phase in unc:
+                out[f"{phase}_area_model_unc_pct"] = unc[phase]
+        return out
 
 
 def _summary_rows(folder: Path) -> list[dict[str, str]]:
@@ -49,6 +68,15 @@ def _float(value: str | None) -> float | None:
     except ValueError:
         return None
     return v if math.isfinite(v) and v > 0 else None
+
+
+def _uncertainty(row: dict[str, str]) -> tuple[float, ...] | None:
+    """The row's fraction half-widths (a summary written before they existed: None)."""
+    try:
+        values = tuple(float(row[field]) for field in UNCERTAINTY_FIELDS)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
 
 
 def segment_folder_files(folder: Path) -> list[LabelFile]:
@@ -65,12 +93,13 @@ def segment_folder_files(folder: Path) -> list[LabelFile]:
              and Path(r["path"]).parent.parts[len(Path(r["path"]).parent.parts) - len(parts):]
              == parts), None,
         )
-        px, shape = None, None
+        px, shape, unc = None, None, None
         if match:
             px = _float(match.get("pixel_size_nm"))
             h, w = _float(match.get("height")), _float(match.get("width"))
             shape = (int(h), int(w)) if h and w else None
-        files.append(LabelFile(label, rel, px, shape))
+            unc = _uncertainty(match)
+        files.append(LabelFile(label, rel, px, shape, unc))
     return files
 
 

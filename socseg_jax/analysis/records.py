@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from socseg_jax.analysis import reading, report
+from socseg_jax.analysis import plots, reading, report
 from socseg_jax.analysis.image_metrics import AnalysisOptions, analyze_with_maps
 from socseg_jax.analysis.reading import LabelFile
 from socseg_jax.core.atomic import write_text_atomic
@@ -69,8 +69,8 @@ class Recorder:
                     ] if empty else []
         row = {"path": str(item.path), "relative": str(item.relative), **metrics}
         if self.pictures:
-            report.image_picture(self.picture_path(item), maps, self.options.axes[0],
-                                 str(item.relative))
+            plots.image_picture(self.picture_path(item), maps, self.options.axes[0],
+                                str(item.relative))
         record = {"settings": self.settings(pixel_size_nm), "row": row, "problems": problems}
         write_text_atomic(self.record_path(item), json.dumps(record, default=_plain))
         return row, problems
@@ -118,7 +118,7 @@ class Recorder:
                 problems.append(line)
                 continue
             unknown_px = unknown_px or (item.path if px is None else None)
-            rows.append(done[0])
+            rows.append(item.with_model_uncertainty(done[0]))
             problems += done[1]
             for line in done[1]:
                 log.warning("%s", line)

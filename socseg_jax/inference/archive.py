@@ -27,7 +27,8 @@ class ImageJob:
         return paths["labels"], paths["overlay"]
 
     def paths(self, output_dir: Path) -> dict[str, Path]:
-        """Every output of this image: labels, overlay, proba, entropy, max_prob."""
+        """Every output of this image: labels, overlay, proba, entropy, max_prob, and its
+        summary row (record)."""
         base = Path(output_dir) / self.relative.parent / self.relative.stem
         suffixes = {
             "labels": "_labels.tif",
@@ -35,6 +36,7 @@ class ImageJob:
             "proba": "_proba.tif",
             "entropy": "_entropy.tif",
             "max_prob": "_maxprob.tif",
+            "record": "_summary.json",
         }
         return {kind: base.with_name(base.name + end) for kind, end in suffixes.items()}
 

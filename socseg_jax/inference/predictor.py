@@ -152,8 +152,10 @@ class SlidingWindowPredictor:
 
         ``labels`` (H, W) uint8, ``proba`` (H, W, K), ``entropy`` and ``max_prob`` (H, W)
         (uncertainty of the blended probabilities), ``prob_sum`` / ``weight_sum`` (the raw
-        blending sums). Host arrays are float32 unless ``dtypes`` says otherwise (e.g.
-        float16 to halve the memory of huge probability maps).
+        blending sums), ``class_row_sums`` (H, K) float64: the probabilities summed along each
+        row (image-level expected fractions without keeping the (H, W, K) map). Host arrays
+        are float32 unless ``dtypes`` says otherwise (e.g. float16 to halve the memory of huge
+        probability maps).
         """
         kinds = tuple(kinds)
         unknown = [k for k in kinds if k not in MAP_KINDS]
@@ -268,9 +270,10 @@ def _store(
     if last <= first:
         return
     for kind, value in jax.device_get(maps).items():
+        rows = value[first - origin : last - origin, left : left + w]
+        if kind == "class_row_sums":
+            rows = rows.sum(axis=1, dtype=np.float64)
         if kind not in outputs:
-            dtype = dtypes.get(kind, np.uint8 if kind == "labels" else np.float32)
-            outputs[kind] = np.empty((h, w, *value.shape[2:]), dtype)
-        outputs[kind][first - top : last - top] = value[
-            first - origin : last - origin, left : left + w
-        ]
+            default = {"labels": np.uint8, "class_row_sums": np.float64}.get(kind, np.float32)
+            outputs[kind] = np.empty((h, *rows.shape[1:]), dtypes.get(kind, default))
+        outputs[kind][first - top : last - top] = rows

@@ -34,7 +34,8 @@ TTA_TRANSFORMS = {
 }
 
 
-MAP_KINDS = ("labels", "proba", "entropy", "max_prob", "prob_sum", "weight_sum")
+MAP_KINDS = ("labels", "proba", "entropy", "max_prob", "prob_sum", "weight_sum",
+             "class_row_sums")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +155,8 @@ def finish_maps(
     TRACE_COUNTS["normalise"] += 1
     safe = jnp.where(weight_sum > 0, weight_sum, 1.0)
     probs = prob_sum / safe[..., None]
-    out = {"prob_sum": prob_sum + 0.0, "weight_sum": weight_sum + 0.0, "proba": probs}
+    out = {"prob_sum": prob_sum + 0.0, "weight_sum": weight_sum + 0.0, "proba": probs,
+           "class_row_sums": probs}  # summed over the image's columns on the host
     out["labels"] = jnp.argmax(prob_sum, axis=-1).astype(jnp.uint8)
     out["entropy"], out["max_prob"] = uncertainty_maps(probs)
     return {kind: out[kind] for kind in kinds}

@@ -9,15 +9,18 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
-from socseg_jax.analysis import report, series
-from socseg_jax.analysis.reading import ENCODINGS, find_label_files
+from socseg_jax.analysis import plots, report, series
+from socseg_jax.analysis.reading import ENCODINGS, LabelFile, find_label_files
 from socseg_jax.analysis.records import Recorder
-from socseg_jax.core.atomic import write_text_atomic
+from socseg_jax.analysis.summary import key_columns
+from socseg_jax.core.atomic import remove_temporaries, write_text_atomic
 from socseg_jax.core.errors import UserError
+from socseg_jax.core.run_lock import LOCK_NAME, run_lock
 
 log = logging.getLogger(__name__)
 _PANELS = 16
-_NOT_PLOTTED = ("_count", "_se_pct", "_deff_", "pixel_size_nm", "height_px", "width_px")
+_NOT_PLOTTED = ("_count", "_se_pct", "_model_unc_pct", "_deff_", "pixel_size_nm", "height_px",
+                "width_px")
 
 
 def _check(config: ConfigDict) -> None:
@@ -32,28 +35,40 @@ def _check(config: ConfigDict) -> None:
         raise UserError(f"config.groups_csv {config.groups_csv} is not a file")
 
 
-def _plot_series(out: Path, groups: list[dict[str, Any]]) -> dict[str, bytes]:
-    """series/<family>.png: every metric vs time, one panel each, 16 panels per file."""
+def _plot_series(out: Path, rows: list[dict[str, Any]], groups: list[dict[str, Any]]
+                 ) -> dict[str, bytes]:
+    """When some image has a time: series/key_metrics.png (the key metrics vs time) and
+    series/series_NN.png (every metric vs time, one panel each, 16 panels per file)."""
     if not any(math.isfinite(g["time_min"]) for g in groups):
         return {}
+    key = plots.key_series_plot(out / "series" / "key_metrics.png", groups, key_columns(rows))
+    figures = {"key": key} if key else {}
     metrics = [k[: -len("_mean")] for k in groups[0] if k.endswith("_mean")]
     metrics = [m for m in metrics if not any(s in m for s in _NOT_PLOTTED)
                and any(math.isfinite(g[f"{m}_mean"]) for g in groups)]
-    plots = {}
     for i in range(0, len(metrics), _PANELS):
         name = f"series_{i // _PANELS + 1:02d}"
-        plots[name] = report.series_plot(out / "series" / f"{name}.png", groups,
-                                         metrics[i : i + _PANELS])
-    return plots
+        figures[name] = plots.series_plot(out / "series" / f"{name}.png", groups,
+                                          metrics[i : i + _PANELS])
+    return figures
 
 
 def run(config: ConfigDict, workdir: str | None) -> dict:
     """Analyses config.input into config.output_dir; returns the counts and output paths.
     Images analysed before with the same settings (records in <output_dir>/images) are not
-    analysed again. Raises ValueError for a bad config or when every file failed."""
+    analysed again. Holds the output folder's run lock (``core.run_lock``), under which a
+    killed run's temporaries are removed. Raises ValueError for a bad config or when every
+    file failed."""
     _check(config)
-    recorder = Recorder.from_config(config)
     items = find_label_files(config.input)
+    with run_lock(config.output_dir, "analyze"):
+        remove_temporaries(config.output_dir, skip_marker=LOCK_NAME)
+        return _analyze(config, items)
+
+
+def _analyze(config: ConfigDict, items: list[LabelFile]) -> dict:
+    """The analysis of ``items`` into config.output_dir (locked)."""
+    recorder = Recorder.from_config(config)
     log.info("analysing %d label maps from %s", len(items), config.input)
     rows, problems = recorder.analyze_files(items, config.label_encoding)
     if not rows:
@@ -71,15 +86,16 @@ def write_report(
 ) -> dict:
     """Groups, series plots, analysis.csv / _groups.csv / .json and report.html."""
     out = Path(config.output_dir)
-    series.assign_groups(rows, config.groups_csv, config.group_regex)
+    notes = series.assign_groups(rows, config.groups_csv, config.group_regex)
     groups = series.group_statistics(rows)
-    plots = _plot_series(out, groups) if config.pictures else {}
+    pictures = _plot_series(out, rows, groups) if config.pictures else {}
     report.write_csv(out / "analysis.csv", rows)
     report.write_csv(out / "analysis_groups.csv", groups)
     report.write_json(out / "analysis.json", {
-        "config": config.to_dict(), "images": rows, "groups": groups, "problems": problems})
+        "config": config.to_dict(), "grouping": notes, "images": rows, "groups": groups,
+        "problems": problems})
     write_text_atomic(out / "report.html",
-                      report.html_report(rows, groups, problems, thumbnails, plots))
+                      report.html_report(rows, groups, problems, thumbnails, pictures, notes))
     log.info("%d analysed, %d problems; report in %s", len(rows), len(problems), out)
     return {"num_analyzed": len(rows), "problems": problems, "output_dir": str(out),
             "report": str(out / "report.html")}

@@ -11,9 +11,10 @@ from ml_collections import ConfigDict
 
 from socseg_jax.analysis.records import Recorder
 from socseg_jax.core.errors import UserError
+from socseg_jax.core.run_lock import require_room
 from socseg_jax.inference import outputs
 from socseg_jax.inference.archive import discover_images, shard_jobs
-from socseg_jax.inference.archive_loop import segment_images
+from socseg_jax.inference.archive_loop import SUMMARY_NAME, output_lock, segment_images
 from socseg_jax.inference.image_input import resolve_normalisation
 from socseg_jax.inference.loading import build_predictor, load_models
 from socseg_jax.inference.shift import read_reference
@@ -38,10 +39,23 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
         raise UserError(f"no images (tif, tiff, png, jpg, jpeg) found in {config.input}")
     num_shards = config.num_shards or jax.process_count()
     shard_index = jax.process_index() if config.shard_index < 0 else config.shard_index
-    summary_name = "summary.csv"
+    summary_name = SUMMARY_NAME
     if num_shards > 1:
         jobs = shard_jobs(jobs, shard_index, num_shards)
         summary_name = f"summary-{shard_index:05d}-of-{num_shards:05d}.csv"
+    with output_lock(config.output_dir, summary_name):  # the folder writable and ours, or stop
+        require_room(config.output_dir, outputs.bytes_needed(jobs, config))
+        rows = _segment(config, jobs, summary_name, shard_index, num_shards)
+    if rows and all(row["status"] == "failed" for row in rows):
+        raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
+    if config.analyze:
+        _analyze_outputs(config)
+    return rows
+
+
+def _segment(config: ConfigDict, jobs: list, summary_name: str, shard_index: int,
+             num_shards: int) -> list[dict[str, Any]]:
+    """Loads the models and segments ``jobs`` (the output folder locked)."""
     predictor = build_predictor(load_models(config.checkpoint), config.predict)
     normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
     log.info("SEM normalisation: %s", normalisation)
@@ -56,13 +70,8 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
                     config.predict.tta)
     log.info("%d images to segment (shard %d of %d)", len(jobs), shard_index, num_shards)
     recorder = Recorder.from_config(analysis_settings(config)) if config.analyze else None
-    rows = segment_images(predictor, jobs, config.output_dir, config, summary_name, reference,
+    return segment_images(predictor, jobs, config.output_dir, config, summary_name, reference,
                           recorder, normalisation)
-    if rows and all(row["status"] == "failed" for row in rows):
-        raise UserError(f"every image failed; reasons in {config.output_dir}/{summary_name}")
-    if config.analyze:
-        _analyze_outputs(config)
-    return rows
 
 
 def analysis_settings(config: ConfigDict) -> ConfigDict:

@@ -1,6 +1,7 @@
 """job=prepare end to end on simulated raw data: good samples prepared, bad ones reported."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -10,10 +11,13 @@ import tifffile
 from socseg_jax.configs.sections import prepare_config
 
 from data_prep import synthetic
+from data_prep.prepare.report_html import ordered_samples
 from data_prep.prepare.run import prepare
 from data_prep.prepare.sample import prepare_sample
 from data_prep.tfds_builder import dataset_metadata, open_split
 from socseg_jax.core.intensity import normalisation_settings
+from socseg_jax.core.report_page import ACCENT_RGB
+from tests.chromium import needs_chromium, pixels_near, screenshot
 
 
 def settings(**overrides):
@@ -120,6 +124,49 @@ def test_outputs_per_sample_and_truth_score(report):
     record = open_split(rep["dataset_path"], "train")[0]
     assert record["image"].shape == (64, 64, 1) and record["image"].dtype == np.uint8
     assert record["label"].shape == (64, 64) and record["label"].dtype == np.uint8
+
+
+def test_report_puts_the_samples_to_look_at_first_on_top(report):
+    """Failed samples first, then the prepared ones by their lower rank in registration
+    quality and label confidence; every QA picture a link to a picture that exists."""
+    out, rep = report
+    page = (out / "prepare_report.html").read_text()
+    shown = re.findall(r"<td><b>([^<]+)</b>", page)
+    assert shown == [s["name"] for s in ordered_samples(rep["samples"])]
+    failed = {f["sample"] for f in rep["failed"]}
+    assert set(shown[: len(failed)]) == failed
+    ok = [s for s in rep["samples"] if s["status"] == "ok"]
+    worst = min(ok, key=lambda s: s["registration_quality"])["name"]
+    least = min(ok, key=lambda s: s["mean_confidence"])["name"]
+    assert shown[len(failed)] in (worst, least)
+    links = re.findall(r"<a class='qa' href='([^']+)'[^>]*><img src='([^']+)'", page)
+    assert len(links) == 3 * len(ok)
+    for href, src in links:
+        assert href == src and (out / href).is_file() and href.startswith("qa/")
+
+
+def test_samples_order():
+    def sample(name, status="ok", q=None, c=None, warnings=()):
+        return {"name": name, "status": status, "registration_quality": q,
+                "mean_confidence": c, "warnings": list(warnings)}
+
+    samples = [sample("good", q=0.99, c=0.99), sample("blurry", q=0.98, c=0.70),
+               sample("shifted", q=0.80, c=0.97), sample("labels_file", c=1.0),
+               sample("warned", q=0.99, c=0.99, warnings=["EDS coarse"]),
+               sample("refused", "refused", q=0.5), sample("broken", "failed")]
+    names = [s["name"] for s in ordered_samples(samples)]
+    assert names[:3] == ["broken", "refused", "warned"]
+    assert set(names[3:5]) == {"blurry", "shifted"} and names[5:] == ["good", "labels_file"]
+
+
+@needs_chromium
+def test_report_renders_in_chromium_screenshot(report):
+    out, _ = report
+    shot = screenshot(out / "prepare_report.html", "prepare_report.png", size=(1280, 1000))
+    assert shot.std() > 10  # not blank
+    assert pixels_near(shot[:400], ACCENT_RGB) > 5000  # the table's header, at the top
+    assert pixels_near(shot, (198, 40, 40)) > 100  # a "failed" badge
+    assert pixels_near(shot, (253, 231, 37), 20) > 2000  # the confidence pictures (viridis)
 
 
 def test_rerun_is_a_noop_and_new_settings_a_new_dataset(raw_dir, report):

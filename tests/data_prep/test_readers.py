@@ -113,8 +113,10 @@ def _make_sample(root, name="s1", elements=("Ni", "O", "Zr", "Y"), eds_shape=(8,
         resolution=(1e7 / 25.0, 1e7 / 25.0),
         resolutionunit="CENTIMETER",
     )
+    rng = np.random.default_rng(0)
     for el in elements:
-        tifffile.imwrite(d / "eds" / f"{el} Ka1.tif", np.ones(eds_shape, np.float32))
+        counts = rng.poisson(2.0, eds_shape).astype(np.float32)
+        tifffile.imwrite(d / "eds" / f"{el} Ka1.tif", counts)
     return d
 
 
@@ -127,19 +129,19 @@ def test_read_raw_sample_ok(tmp_path):
     assert [s.name for s in discover_samples(tmp_path)] == ["s1"]
 
 
-@pytest.mark.parametrize(("per_cm", "scale"), [(1e7 / 100.0, 4.0), (72 / 2.54, None)])
+@pytest.mark.parametrize(("per_cm", "scale"), [(1e7 / 50.0, 2.0), (72 / 2.54, None)])
 def test_eds_step_from_the_maps_tiff_tags(tmp_path, per_cm, scale):
-    """EDS maps whose TIFF resolution gives 100 nm pixels, beside a 25 nm SEM: the sub-area
-    scale is known (4x); a screen-dpi default (72 dpi) is no pixel size and is ignored."""
+    """EDS maps whose TIFF resolution gives 50 nm pixels, beside a 25 nm SEM: the sub-area
+    scale is known (2x); a screen-dpi default (72 dpi) is no pixel size and is ignored."""
     d = _make_sample(tmp_path)
     for path in (d / "eds").iterdir():
-        tifffile.imwrite(path, np.ones((8, 8), np.float32), resolution=(per_cm, per_cm),
+        tifffile.imwrite(path, tifffile.imread(path), resolution=(per_cm, per_cm),
                          resolutionunit="CENTIMETER")
     s = read_raw_sample(d)
     if scale is None:
         assert "eds_scale_from_steps" not in s.metadata
     else:
-        assert s.metadata["eds_step_nm"] == pytest.approx(100.0)
+        assert s.metadata["eds_step_nm"] == pytest.approx(50.0)
         assert s.metadata["eds_scale_from_steps"] == pytest.approx(scale)
 
 

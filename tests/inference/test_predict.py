@@ -237,6 +237,10 @@ def test_band_wise_equals_whole_image(blending):
     expected, got = whole.predict_maps(image, kinds), banded.predict_maps(image, kinds)
     for kind in kinds:
         np.testing.assert_allclose(got[kind], expected[kind], atol=1e-6, err_msg=kind)
+    # per-row probability sums over the image's own columns (not the padding)
+    sums = banded.predict_maps(image, ("class_row_sums",))["class_row_sums"]
+    assert sums.shape == (150, 4) and sums.dtype == np.float64
+    np.testing.assert_allclose(sums, expected["proba"].sum(axis=1), rtol=1e-5)
 
 
 def test_banded_gaussian_weight_sums_at_borders():

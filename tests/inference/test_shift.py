@@ -9,6 +9,7 @@ from socseg_jax.configs.segment import get_config
 
 from data_prep.tfds_builder import build_dataset
 from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.inference.outputs import UNCERTAINTY_FIELDS
 from socseg_jax.inference.shift import (
     FEATURES,
     SIGMA_SCALE,
@@ -95,4 +96,13 @@ def test_foreign_image_is_flagged_and_in_domain_is_not(run_with_reference, tmp_p
     assert len(reference["class_levels"]) == 4  # the grey-level calibration's targets
     assert float(rows["in_domain.tif"]["level_gamma"]) == 1.0  # left as it is
     assert "unlike the training images" in rows["foreign.tif"]["warning"]
+    # The composition of the reference images (labels known): its range and the calibrated
+    # floor of every fraction's interval, which the in-domain image's half-widths include.
+    composition = reference["composition"]
+    assert all(lo <= hi for lo, hi in zip(composition["min_pct"], composition["max_pct"],
+                                          strict=True))
+    floor = np.array(composition["floor_pct"])
+    assert np.all(np.isfinite(floor)) and floor.max() > 0
+    widths = np.array([float(rows["in_domain.tif"][f]) for f in UNCERTAINTY_FIELDS])
+    assert np.all(np.isfinite(widths)) and np.all(widths >= floor - 1e-3)
     assert float(rows["foreign.tif"]["shift_score"]) > float(rows["in_domain.tif"]["shift_score"])

@@ -12,7 +12,7 @@ from skimage import io as skio
 from socseg_jax.configs.segment import get_config
 
 from socseg_jax.core.errors import UserError
-from socseg_jax.core.phases import STUDY_GREY
+from socseg_jax.core.phases import CLASS_NAMES, STUDY_GREY
 from socseg_jax.inference import archive, archive_loop, outputs
 from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.jobs import segment
@@ -99,6 +99,10 @@ def test_messy_archive(tmp_path, checkpoint_dir):
         assert paths["overlay"].stat().st_size > 0
         fractions = [float(row[f]) for f in outputs.FRACTION_FIELDS]
         assert sum(fractions) == pytest.approx(100.0, abs=0.01)
+        # each fraction's interval half-width: the soft/hard gap (no reference: no floor)
+        soft = 100 * proba.astype(np.float64).mean(axis=(1, 2))
+        widths = [float(row[f]) for f in outputs.UNCERTAINTY_FIELDS]
+        np.testing.assert_allclose(widths, np.abs(soft - fractions), atol=0.01)
         assert 0.25 <= float(row["mean_max_prob"]) <= 1.0
     assert summary[str(source / "tiny.tif")]["height"] == "9"
     for rel, word in invalid.items():
@@ -276,6 +280,19 @@ def test_sigkilled_run_resumes(tmp_path):
     assert sum(r["status"] == "skipped" for r in rows) == len(done_before)
     assert all(r["status"] in ("ok", "skipped") for r in rows)
     assert not list(out.glob(".*.tmp"))
+    # rows of the images done before the kill (same model) equal an uninterrupted run's,
+    # every column (but status and timing)
+    subprocess.run([sys.executable, "-c", KILLED_RUN, str(source), str(tmp_path / "single")],
+                   cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=True,
+                   stderr=subprocess.DEVNULL)
+    resumed, single = (read_summary(d / "summary.csv") for d in (out, tmp_path / "single"))
+    resumed = {p: r for p, r in resumed.items() if r["status"] == "skipped"}
+    single = {p: single[p] for p in resumed}
+    for rows in (resumed, single):
+        for row in rows.values():
+            assert row["mean_entropy"] and row["data_bar_rows"], row
+            del row["status"], row["reason"], row["seconds"]
+    assert resumed == single
 
 
 def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, caplog):
@@ -316,6 +333,17 @@ def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
     with open(analysis / "analysis.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and any("_um" in key for key in rows[0])
+    # The model's fraction uncertainty from summary.csv, beside each phase's fraction.
+    summary = read_summary(tmp_path / "out" / "summary.csv")
+    for row in rows:
+        source_row = summary[str(source / "cell" / Path(row["relative"]).name.replace(
+            "_labels.tif", ".tif"))]
+        for name, field in zip(CLASS_NAMES, outputs.UNCERTAINTY_FIELDS, strict=True):
+            width = float(source_row[field])
+            assert np.isfinite(width) and width >= 0
+            assert float(row[f"{name}_area_model_unc_pct"]) == width
+    keys = list(rows[0])
+    assert keys.index("NiO_area_model_unc_pct") == keys.index("NiO_area_se_pct") + 1
     assert (analysis / "report.html").is_file()
     records = sorted((analysis / "images").glob("*.json"))
     assert [r.name for r in records] == ["cell_img_t10_labels.json", "cell_img_t60_labels.json"]
