@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import CLASS_NAMES
+from socseg_jax.inference.outputs import UNCERTAINTY_FIELDS
 from socseg_jax.inference.windows import TTA_TRANSFORMS
 from socseg_jax.napari import layer_data, measure, review, segmenting
 
@@ -289,13 +290,14 @@ class SegmentWidget(QWidget):
             "visible": False, "metadata": {"socseg": {"kind": "entropy", **facts}}}, "image"))
         self.viewer.add_layer(Layer.create(*layer_data.labels_layer(
             seg.labels, f"{layer.name} labels", scale, **facts)))
-        text = ", ".join(f"{n} {f:.1f}%" for n, f in zip(CLASS_NAMES, seg.fractions,
-                                                          strict=True))
+        widths = [seg.shift.get(key) for key in UNCERTAINTY_FIELDS]
+        text = ", ".join(f"{n} {f:.1f}" + (f" ± {w:.1f}" if w is not None else "") + "%"
+                         for n, f, w in zip(CLASS_NAMES, seg.fractions, widths, strict=True))
         if seg.data_bar_rows:
             text += f"; data bar: {seg.data_bar_rows} rows cut"
         if seg.shift.get("warning"):
             text += f"\nWARNING: {seg.shift['warning']}"
-        elif seg.shift:
+        elif "shift_score" in seg.shift:
             text += f"\nshift score {seg.shift['shift_score']} (like the training images)"
         self.result.setText(text)
 
