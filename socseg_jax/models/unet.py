@@ -193,8 +193,8 @@ class Dropout(nnx.Module):
     The mask of element ``i`` is ``hash(hash(i) ^ seed) < keep * 2**32`` with ``seed`` drawn
     from the call's PRNG key, so masks are reproducible, differ per key and per element, and
     need no stored state; the keep probability is exact to 2**-32. Same interface as
-    ``nnx.Dropout`` (``rate``,
-    ``deterministic``, toggled by ``model.eval()`` / ``model.train()``).
+    ``nnx.Dropout`` (``rate``, ``deterministic``, toggled by ``model.eval()`` /
+    ``model.train()``).
     """
 
     def __init__(self, rate: float, *, deterministic: bool = False):
