@@ -48,8 +48,9 @@ def preset_path(spec: str) -> str:
     """``socseg:NAME[:arg]`` -> the packaged config file's path (``:arg`` kept)."""
     name, _, arg = spec.removeprefix(PRESET_PREFIX).partition(":")
     path = importlib.resources.files("socseg_jax.configs").joinpath(f"{name}.py")
-    if not name or name not in presets():
-        raise UserError(f"no packaged config {spec!r}{suggest(name, presets())}")
+    found = presets()
+    if not name or name not in found:
+        raise UserError(f"no packaged config {spec!r}{suggest(name, found)}")
     return str(path) + (f":{arg}" if arg else "")
 
 

@@ -53,7 +53,6 @@ def eds_resolution_warnings(grid_scale: float, raw: RawSample) -> list[str]:
     return messages
 
 
-
 def quality_outliers(
     qualities: dict[str, float], spreads: float, min_margin: float
 ) -> dict[str, str]:

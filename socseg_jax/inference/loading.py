@@ -11,8 +11,10 @@ from typing import Any
 from ml_collections import ConfigDict
 
 from socseg_jax.core.errors import UserError
+from socseg_jax.inference.image_input import resolve_normalisation
 from socseg_jax.inference.model_apply import make_ensemble_apply_fn, make_model_apply_fn
 from socseg_jax.inference.predictor import SlidingWindowPredictor
+from socseg_jax.inference.shift import read_reference
 from socseg_jax.inference.windows import ApplyFn, KeyedApply
 from socseg_jax.training import checkpoints
 
@@ -63,3 +65,14 @@ def build_predictor(models: Sequence[Any], predict: ConfigDict) -> SlidingWindow
     else:
         apply_fn = make_ensemble_apply_fn(models, predict.mc_samples)
     return predictor_from_config(apply_fn, predict)
+
+
+def load_for_segment(
+    config: ConfigDict,
+) -> tuple[SlidingWindowPredictor, dict[str, Any], dict[str, Any] | None]:
+    """What job=segment (and the napari segment widget) sets up once: the predictor of
+    ``config.predict`` over the models of ``config.checkpoint``, their SEM normalisation and
+    the shift reference of the first checkpoint (None without one)."""
+    predictor = build_predictor(load_models(config.checkpoint), config.predict)
+    normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
+    return predictor, normalisation, read_reference(config.checkpoint.split(",")[0].strip())

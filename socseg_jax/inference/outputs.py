@@ -31,7 +31,7 @@ from data_prep.readers.sem_metadata import read_pixel_size_nm
 from socseg_jax.core.atomic import write_json_atomic, write_text_atomic, write_tiff_atomic
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.overlays import save_overlay_png
-from socseg_jax.core.phases import CLASS_NAMES, encode_labels, label_fractions
+from socseg_jax.core.phases import CLASS_NAMES, NUM_CLASSES, encode_labels, label_fractions
 from socseg_jax.inference.archive import ImageJob
 from socseg_jax.inference.image_input import PREPROCESSING, ImageInfo, preview_step
 
@@ -45,7 +45,6 @@ SUMMARY_FIELDS = (
 )
 MAP_DTYPES = {"proba": np.float16, "entropy": np.float16, "max_prob": np.float16}
 ROOM_SAMPLE = 64  # inputs whose sizes give the room one image needs (bytes_needed)
-CLASS_COUNT = len(CLASS_NAMES)
 
 
 def check_options(options: ConfigDict) -> None:
@@ -79,7 +78,7 @@ def bytes_needed(jobs: Sequence[ImageJob], options: ConfigDict) -> int:
     ROOM_SAMPLE) times the bytes written per input byte (labels, overlay, the optional maps:
     float16 probabilities per class and two uncertainty maps), at least 1 MiB."""
     sizes = [j.path.stat().st_size for j in jobs[:ROOM_SAMPLE] if j.path.is_file()]
-    per_byte = 2 + 2 * CLASS_COUNT * options.save_probabilities + 4 * options.save_uncertainty
+    per_byte = 2 + 2 * NUM_CLASSES * options.save_probabilities + 4 * options.save_uncertainty
     return max(1 << 20, max(sizes, default=0) * per_byte)
 
 

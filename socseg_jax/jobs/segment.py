@@ -15,9 +15,7 @@ from socseg_jax.core.run_lock import require_room
 from socseg_jax.inference import outputs
 from socseg_jax.inference.archive import discover_images, shard_jobs
 from socseg_jax.inference.archive_loop import SUMMARY_NAME, output_lock, segment_images
-from socseg_jax.inference.image_input import resolve_normalisation
-from socseg_jax.inference.loading import build_predictor, load_models
-from socseg_jax.inference.shift import read_reference
+from socseg_jax.inference.loading import load_for_segment
 from socseg_jax.jobs.job_checks import require
 
 log = logging.getLogger(__name__)
@@ -43,7 +41,9 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
     if num_shards > 1:
         jobs = shard_jobs(jobs, shard_index, num_shards)
         summary_name = f"summary-{shard_index:05d}-of-{num_shards:05d}.csv"
-    with output_lock(config.output_dir, summary_name):  # the folder writable and ours, or stop
+    # The folder writable and ours before the models load, or stop; segment_images takes the
+    # same lock again (re-entrant) for its other callers (napari, benchmarks, tests).
+    with output_lock(config.output_dir, summary_name):
         require_room(config.output_dir, outputs.bytes_needed(jobs, config))
         rows = _segment(config, jobs, summary_name, shard_index, num_shards)
     if rows and all(row["status"] == "failed" for row in rows):
@@ -56,10 +56,8 @@ def run(config: ConfigDict, workdir: str | None) -> list[dict[str, Any]]:
 def _segment(config: ConfigDict, jobs: list, summary_name: str, shard_index: int,
              num_shards: int) -> list[dict[str, Any]]:
     """Loads the models and segments ``jobs`` (the output folder locked)."""
-    predictor = build_predictor(load_models(config.checkpoint), config.predict)
-    normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
+    predictor, normalisation, reference = load_for_segment(config)
     log.info("SEM normalisation: %s", normalisation)
-    reference = read_reference(config.checkpoint.split(",")[0].strip())
     if reference is None:
         log.info("no shift reference with %s: images are not checked against the training "
                  "images", config.checkpoint)

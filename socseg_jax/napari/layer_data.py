@@ -54,6 +54,14 @@ def scale_um(pixel_size_nm: float | None) -> tuple[float, float]:
     return (1.0, 1.0)
 
 
+def pixel_size_nm_of(scale: Any) -> float | None:
+    """The pixel size (nm) of a napari layer scale in µm (None for napari's default 1, which
+    ``scale_um`` also gives an unknown pixel size)."""
+    if scale is None or float(scale[-1]) == 1.0:
+        return None
+    return float(scale[-1]) * 1000.0
+
+
 def _meta(kind: str, **facts: Any) -> dict[str, Any]:
     return {"socseg": {"kind": kind} | {k: str(v) if isinstance(v, Path) else v
                                         for k, v in facts.items()}}

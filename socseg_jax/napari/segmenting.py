@@ -17,9 +17,8 @@ from data_prep.readers.images import to_grey
 from socseg_jax.core.phases import label_fractions
 from socseg_jax.inference import outputs
 from socseg_jax.inference.archive_loop import predict_checked
-from socseg_jax.inference.image_input import preprocess, resolve_normalisation
-from socseg_jax.inference.loading import build_predictor, load_models
-from socseg_jax.inference.shift import read_reference
+from socseg_jax.inference.image_input import preprocess
+from socseg_jax.inference.loading import load_for_segment
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,7 @@ class Segmenter:
     @classmethod
     def load(cls, config: ConfigDict) -> Segmenter:
         """Loads the models (UserError naming a bad checkpoint)."""
-        normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
-        predictor = build_predictor(load_models(config.checkpoint), config.predict)
-        return cls(config, predictor, normalisation,
-                   read_reference(config.checkpoint.split(",")[0].strip()))
+        return cls(config, *load_for_segment(config))
 
     def segment(self, image: np.ndarray) -> Segmentation:
         """Segments ``image`` (grey or RGB, any scale) as job=segment does a file with that

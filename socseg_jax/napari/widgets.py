@@ -40,8 +40,7 @@ def _facts(layer: Layer) -> dict[str, Any]:
 
 def _pixel_size_nm(layer: Layer) -> float | None:
     """The layer's pixel size (its scale is in µm; 1 means unknown, as layer_data sets it)."""
-    size = float(layer.scale[-1])
-    return None if size == 1.0 else size * 1000.0
+    return layer_data.pixel_size_nm_of(layer.scale)
 
 
 class _LayerChoice(QComboBox):
@@ -202,8 +201,9 @@ class SegmentWidget(QWidget):
         browse.clicked.connect(self._browse)
         self.tta = QComboBox()
         self.tta.addItems(sorted(TTA_TRANSFORMS))
-        self.tta.setCurrentText(segmenting.segment_config("").predict.tta)
-        self.data_bar = QLineEdit(str(segmenting.segment_config("").data_bar))
+        defaults = segmenting.segment_config("")
+        self.tta.setCurrentText(defaults.predict.tta)
+        self.data_bar = QLineEdit(str(defaults.data_bar))
         self.run_button, self.cancel_button = QPushButton("Segment"), QPushButton("Cancel")
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)

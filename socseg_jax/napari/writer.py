@@ -13,6 +13,7 @@ from socseg_jax.analysis.label_field import NOT_SAMPLE
 from socseg_jax.core.atomic import write_tiff_atomic
 from socseg_jax.core.errors import UserError
 from socseg_jax.core.phases import NUM_CLASSES
+from socseg_jax.napari import layer_data
 
 
 def write_class_ids(path: str | Path, labels: np.ndarray, pixel_size_nm: float | None) -> Path:
@@ -34,8 +35,5 @@ def write_class_ids(path: str | Path, labels: np.ndarray, pixel_size_nm: float |
 
 def napari_write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """napari's single-layer writer contribution: the layer's scale (µm) is its pixel size."""
-    scale = attributes.get("scale")
-    pixel_size_nm = float(scale[-1]) * 1000.0 if scale is not None else None
-    if pixel_size_nm == 1000.0:  # napari's default scale 1: the pixel size is unknown
-        pixel_size_nm = None
+    pixel_size_nm = layer_data.pixel_size_nm_of(attributes.get("scale"))
     return [str(write_class_ids(path, data, pixel_size_nm))]

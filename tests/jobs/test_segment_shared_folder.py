@@ -160,7 +160,7 @@ def test_read_only_output_folder_stops_before_the_model(tmp_path, checkpoint_dir
     write_images(tmp_path / "in", 2)
     out = tmp_path / "ro"
     loaded = []
-    monkeypatch.setattr(segment, "load_models", lambda *a: loaded.append(a))
+    monkeypatch.setattr(segment, "load_for_segment", lambda *a: loaded.append(a))
     with small_file_system(out, "1m", read_only=True) as mounted:
         if not mounted:  # simulated: the lock file cannot be created
             real_open = os.open
@@ -180,7 +180,7 @@ def test_full_output_folder_stops_before_the_model(tmp_path, checkpoint_dir, mon
     write_images(tmp_path / "in", 2, shape=(600, 600))
     out = tmp_path / "full"
     loaded = []
-    monkeypatch.setattr(segment, "load_models", lambda *a: loaded.append(a))
+    monkeypatch.setattr(segment, "load_for_segment", lambda *a: loaded.append(a))
     with small_file_system(out, "64k") as mounted:
         if not mounted:  # simulated: 4 KiB free
             monkeypatch.setattr(run_lock.shutil, "disk_usage",
