@@ -76,7 +76,7 @@ def model_with_reference(work: Path, steps: int) -> Path:
     name = "aug" if steps == quickstart_config().num_train_steps else f"aug_{steps}steps"
     train_model(work, name, ACQUISITION_PARTS, steps)
     train_dir = work / "train" / name
-    if "composition" not in (read_reference(train_dir) or {}):
+    if "class_bias" not in (read_reference(train_dir) or {}):  # an older format
         config = quickstart_config()
         write_shift_reference(train_dir, str(work / "data"), config.shift_reference_images,
                               config.predict)

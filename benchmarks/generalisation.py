@@ -201,7 +201,7 @@ def train_model(
         log.info("reusing the trained model in %s", train_dir)
         reference = read_reference(train_dir)
         if (reference is None or reference.get("tta") != config.predict.tta
-                or "class_levels" not in reference):  # an older format
+                or "class_bias" not in reference):  # an older format
             write_shift_reference(train_dir, str(data), config.shift_reference_images,
                                   config.predict)
         return json.loads(done.read_text())

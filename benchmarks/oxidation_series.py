@@ -49,8 +49,10 @@ from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.intensity import normalize_sem  # noqa: E402
 from socseg_jax.core.phases import CLASS_NAMES, NI, NIO, YSZ  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
+from socseg_jax.inference.shift import read_reference  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
 from socseg_jax.runtime.cpu_record import cpu_info  # noqa: E402
+from socseg_jax.training.shift_reference import write_shift_reference  # noqa: E402
 from socseg_jax.training.train import train_and_evaluate  # noqa: E402
 
 log = logging.getLogger("oxidation_series")
@@ -111,6 +113,10 @@ def train(work: Path, times: tuple[float, ...], seed: int, steps: int,
         for key, value in overrides.items():
             config[key] = value
         train_and_evaluate(config, train_dir)
+    elif "class_bias" not in (read_reference(train_dir) or {}):  # trained before #29's calibration
+        config = quickstart_config()
+        write_shift_reference(train_dir, str(data), config.shift_reference_images,
+                              config.predict, seed)
     return train_dir, {**json.loads(done.read_text()), "train_samples": prepared["splits"]["train"]}
 
 

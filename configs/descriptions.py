@@ -88,6 +88,7 @@ DESCRIPTIONS: dict[str, str] = {
     "max_image_bytes": "images whose header declares more decoded bytes are refused unread",
     "shift_threshold": "shift score (spreads from the training images) above which to warn",
     "calibrate_levels": "predict again at the gamma that aligns the class grey levels",
+    "calibrate_classes": "apply the per-phase offsets fitted on the model's labelled images",
     "composition_margin_pct": "warn when a phase fraction lies this many pp outside the "
     "training images' range",
     # analyze (its own job, and segment's analysis section)

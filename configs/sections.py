@@ -164,3 +164,7 @@ def segment_options(config: ConfigDict) -> None:
     # at the gamma that aligns them; needs the model's shift reference; summary.csv's
     # level_gamma says what was applied.
     config.calibrate_levels = True
+    # Class calibration (socseg_jax/inference/class_bias.py): the per-phase offsets fitted on
+    # the model's labelled reference images when training ended take out its lean towards the
+    # most frequent phase; needs the model's shift reference (one model, not an ensemble).
+    config.calibrate_classes = True

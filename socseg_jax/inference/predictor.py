@@ -36,6 +36,7 @@ from data_prep.patches import tile_starts
 from socseg_jax.core.errors import UserError
 from socseg_jax.inference import band_plan as plan
 from socseg_jax.inference import windows
+from socseg_jax.inference.class_bias import class_weights
 from socseg_jax.inference.windows import MAP_KINDS, TTA_TRANSFORMS, ApplyFn, KeyedApply
 
 
@@ -59,6 +60,9 @@ class SlidingWindowPredictor:
     windows ran 1024-px windows slower on CPU (benchmarks/RESULTS.md).
     ``trace_counts["apply"]`` records how often the model call was traced (once per batch
     shape); the window functions count theirs in ``windows.TRACE_COUNTS``.
+    ``class_bias`` (K,): the class calibration's offsets (``inference.class_bias``), applied
+    to the blended probabilities of every map but ``prob_sum``/``weight_sum``; it may be
+    changed between calls. None: none.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class SlidingWindowPredictor:
         max_band_pixels: int = 1 << 24,
         seed: int = 0,
         micro_batch: int | None = None,
+        class_bias: np.ndarray | None = None,
     ):
         stride = patch_size // 2 if stride is None else stride
         if patch_size < 1 or not 1 <= stride <= patch_size:
@@ -114,6 +119,7 @@ class SlidingWindowPredictor:
         self.sigma_scale = sigma_scale
         self.weights = windows.blending_weights(patch_size, blending, sigma_scale)
         self.trace_counts: collections.Counter[str] = collections.Counter()
+        self.class_bias = class_bias
         self._weights_dev = {patch_size: jnp.asarray(self.weights)}
         self._devices = devices
         self._apply = windows.make_window_apply(
@@ -174,6 +180,7 @@ class SlidingWindowPredictor:
         sums: tuple[jax.Array, jax.Array] | None = None
         pending: tuple[dict[str, jax.Array], int, int] | None = None
         base_key = jax.random.key(self.seed)
+        phase_weights = None
         crop = (top, left, h, w)
         for i0, i1 in bands:
             origin = int(ys[i0])
@@ -183,10 +190,12 @@ class SlidingWindowPredictor:
             grid = np.stack(np.meshgrid(ys[i0:i1], xs, indexing="ij"), -1).reshape(-1, 2)
             sums = self._accumulate_band(jax.device_put(slab), grid, origin, base_key, sums,
                                          patch)
+            if phase_weights is None:  # the number of classes is known from the first band
+                phase_weights = jnp.asarray(class_weights(self.class_bias, sums[0].shape[-1]))
             if pending is not None:  # fetch the previous band while this one computes
                 _store(outputs, *pending, crop, dtypes or {})
             finished = (int(ys[i1]) if i1 < len(ys) else padded_h) - origin
-            pending = (windows.finish_maps(*sums, kinds), origin, finished)
+            pending = (windows.finish_maps(*sums, kinds, phase_weights), origin, finished)
             if i1 < len(ys):
                 sums = windows.shift_band(*sums, np.int32(finished))
         assert pending is not None

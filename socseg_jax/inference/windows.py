@@ -149,15 +149,21 @@ def accumulate_windows(
 
 @functools.partial(jax.jit, static_argnames="kinds")
 def finish_maps(
-    prob_sum: jax.Array, weight_sum: jax.Array, kinds: tuple[str, ...]
+    prob_sum: jax.Array, weight_sum: jax.Array, kinds: tuple[str, ...],
+    class_weights: jax.Array,
 ) -> dict[str, jax.Array]:
-    """The requested :data:`MAP_KINDS` of accumulated rows (labels = argmax of the sums)."""
+    """The requested :data:`MAP_KINDS` of accumulated rows: the blended probabilities times
+    ``class_weights`` (K,), renormalised (the class calibration, ``inference.class_bias``;
+    ones: none), their argmax and uncertainty. ``prob_sum`` and ``weight_sum`` stay raw."""
     TRACE_COUNTS["normalise"] += 1
     safe = jnp.where(weight_sum > 0, weight_sum, 1.0)
     probs = prob_sum / safe[..., None]
+    weighted = probs * class_weights  # rescaled to the same total (ones: unchanged)
+    total = weighted.sum(axis=-1, keepdims=True)
+    probs = weighted * (probs.sum(axis=-1, keepdims=True) / jnp.where(total > 0, total, 1.0))
     out = {"prob_sum": prob_sum + 0.0, "weight_sum": weight_sum + 0.0, "proba": probs,
            "class_row_sums": probs}  # summed over the image's columns on the host
-    out["labels"] = jnp.argmax(prob_sum, axis=-1).astype(jnp.uint8)
+    out["labels"] = jnp.argmax(prob_sum * class_weights, axis=-1).astype(jnp.uint8)
     out["entropy"], out["max_prob"] = uncertainty_maps(probs)
     return {kind: out[kind] for kind in kinds}
 

@@ -63,13 +63,15 @@ def run(config: ConfigDict, workdir: str | None) -> dict[str, Any]:
 
     log.info("4/5 segmenting the %d held-out test images into %s", len(test_names), segment_dir)
     model, _, _ = checkpoints.load_model(train_dir)
-    predictor = build_predictor([model], config.predict)
+    reference = read_reference(train_dir)
+    predictor = build_predictor([model], config.predict,
+                                reference if config.segment.calibrate_classes else None)
     jobs = [ImageJob(raw_dir / n / "sem.tif", Path(n) / "sem.tif") for n in test_names]
     analysis = ConfigDict(config.analysis.to_dict())
     analysis.input, analysis.output_dir = str(segment_dir), str(report_dir / "analysis")
     analysis.label_encoding = "ids"
     segment_images(predictor, jobs, segment_dir, config.segment, "summary.csv",
-                   read_reference(train_dir), Recorder.from_config(analysis),
+                   reference, Recorder.from_config(analysis),
                    resolve_normalisation("auto", str(train_dir)))
 
     log.info("5/5 scoring against the true phases, the EDS labels and multi-Otsu")

@@ -1,6 +1,7 @@
 """The shift reference of a training run: the features (``inference.shift``) of its own
 training and validation images, predicted by the trained model, stored beside the checkpoints
-so that `segment` can tell which archive images are unlike them, with the class grey levels
+so that `segment` can tell which archive images are unlike them, with the class calibration
+fitted on them (``inference.class_bias``), the class grey levels
 that its grey-level calibration (``inference.levels``) aligns images to, and their phase
 composition: its range and the model's fraction errors against the labels
 (``inference.composition``: the composition check and the floor of the fraction interval)."""
@@ -18,10 +19,12 @@ from data_prep.tfds_builder import dataset_metadata, open_split, resolve_dataset
 from socseg_jax.core import dataset_layout
 from socseg_jax.core.intensity import to_model_input
 from socseg_jax.core.phases import NUM_CLASSES, label_fractions
+from socseg_jax.inference import class_bias
 from socseg_jax.inference.composition import build_composition
 from socseg_jax.inference.levels import class_levels, reference_levels
 from socseg_jax.inference.loading import predictor_from_config
 from socseg_jax.inference.model_apply import make_model_apply_fn
+from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.inference.shift import build_reference, image_features, write_reference
 from socseg_jax.training import checkpoints
 
@@ -45,19 +48,23 @@ def reference_images(dataset_dir: str, limit: int) -> list[Path]:
 
 
 def write_shift_reference(
-    workdir: Path, dataset_dir: str, limit: int, predict: ConfigDict
+    workdir: Path, dataset_dir: str, limit: int, predict: ConfigDict, seed: int = 0
 ) -> None:
     """Predicts up to ``limit`` training images with the run's latest checkpoint, with the
     run's ``predict`` settings (the train config's ``predict``, as segment will use them; a
     TTA changes the uncertainty features), and stores their features' mean and spread, class
     grey levels and composition (when every image has its label map) in
-    ``<workdir>/shift_reference.json``."""
+    ``<workdir>/shift_reference.json``, with the class calibration's offsets fitted on them
+    first (``inference.class_bias``; ``seed`` draws its pixel sample) when every image has
+    its label map."""
     images = reference_images(dataset_dir, limit)
     if not images:
         log.info("no prepared full-size images beside %s: no shift reference", dataset_dir)
         return
     model, _, _ = checkpoints.load_model(workdir)
     predictor = predictor_from_config(make_model_apply_fn(model), predict)
+    bias = _fit_class_bias(predictor, images, seed)
+    predictor.class_bias = bias  # the reference describes the calibrated model
     rows, levels, fractions = [], [], []
     for path in images:
         image = to_model_input(tifffile.imread(path))
@@ -69,8 +76,42 @@ def write_shift_reference(
     reference["class_levels"] = reference_levels(levels)  # for inference.levels
     if all(f is not None for f in fractions):  # for inference.composition
         reference["composition"] = build_composition(*zip(*fractions, strict=True))
+    if bias is not None:  # for inference.class_bias
+        reference["class_bias"] = [round(float(b), 4) for b in bias]
     write_reference(workdir, reference)
     log.info("shift reference from %d training images → %s", len(rows), workdir)
+
+
+def _fit_class_bias(
+    predictor: SlidingWindowPredictor, images: list[Path], seed: int
+) -> np.ndarray | None:
+    """The class calibration's offsets (``inference.class_bias``) fitted on a pixel sample of
+    the labelled reference images, predicted uncalibrated; None when any image lacks its
+    label map (as for the composition entry)."""
+    labels = [_label_map(path) for path in images]
+    if any(found is None for found in labels):
+        return None
+    rng = np.random.default_rng(seed)
+    log_proba, targets = [], []
+    for path, label in zip(images, labels, strict=True):
+        proba = predictor.predict_proba(to_model_input(tifffile.imread(path)))
+        if proba.shape[:2] != label.shape:
+            return None
+        sample = class_bias.sample_pixels(proba, label, rng)
+        log_proba.append(sample[0])
+        targets.append(sample[1])
+    if not sum(len(t) for t in targets):
+        return None
+    bias = class_bias.fit_class_bias(np.concatenate(log_proba), np.concatenate(targets))
+    log.info("class calibration offsets %s (fitted on %d labelled images)",
+             np.round(bias, 3).tolist(), len(images))
+    return bias
+
+
+def _label_map(image_path: Path) -> np.ndarray | None:
+    """The label map beside a prepared image (255 = not sample), None when there is none."""
+    found = dataset_layout.label_path(image_path.parents[1], image_path.stem)
+    return tifffile.imread(found) if found.is_file() else None
 
 
 def _model_and_label_fractions(
@@ -78,10 +119,9 @@ def _model_and_label_fractions(
 ) -> tuple[list[float], list[float]] | None:
     """(model, label) phase fractions (percent) of a prepared image on its labelled pixels
     (255 = not sample left out); None without its label map."""
-    found = dataset_layout.label_path(image_path.parents[1], image_path.stem)
-    if not found.is_file():
+    labels = _label_map(image_path)
+    if labels is None:
         return None
-    labels = tifffile.imread(found)
     sample = labels < NUM_CLASSES
     if labels.shape != predicted.shape or not sample.any():
         return None

@@ -241,7 +241,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict[str, Any
     if jax.process_index() == 0:
         if config.shift_reference_images:
             write_shift_reference(workdir, dataset_dir, config.shift_reference_images,
-                                  config.predict)
+                                  config.predict, config.seed)
         write_json_atomic(workdir / "train_result.json", result)
     return result
 

@@ -9,6 +9,7 @@ from socseg_jax.configs.segment import get_config
 
 from data_prep.tfds_builder import build_dataset
 from socseg_jax.core.intensity import normalize_sem
+from socseg_jax.inference.loading import load_for_segment
 from socseg_jax.inference.outputs import UNCERTAINTY_FIELDS
 from socseg_jax.inference.shift import (
     FEATURES,
@@ -89,6 +90,9 @@ def test_foreign_image_is_flagged_and_in_domain_is_not(run_with_reference, tmp_p
     # The default threshold holds for this 5-image toy reference too: the spreads are
     # small-sample prediction spreads (the plain standard deviation gave the held-out image ~5).
     config.predict.update(patch_size=32, stride=16, batch_size=4)
+    # The toy images' pore fractions vary over ~70-82 %, wider than what 5 reference images
+    # span; the composition check itself is tested in test_composition.py.
+    config.composition_margin_pct = 10.0
     segment.run(config, None)
     with open(tmp_path / "out" / "summary.csv", newline="") as f:
         rows = {row["path"].rsplit("/", 1)[1]: row for row in csv.DictReader(f)}
@@ -106,3 +110,17 @@ def test_foreign_image_is_flagged_and_in_domain_is_not(run_with_reference, tmp_p
     widths = np.array([float(rows["in_domain.tif"][f]) for f in UNCERTAINTY_FIELDS])
     assert np.all(np.isfinite(widths)) and np.all(widths >= floor - 1e-3)
     assert float(rows["foreign.tif"]["shift_score"]) > float(rows["in_domain.tif"]["shift_score"])
+
+
+def test_reference_carries_the_class_calibration_and_segment_applies_it(run_with_reference):
+    """Training fits the class offsets on its labelled reference images; segment's predictor
+    takes them unless calibrate_classes is False."""
+    workdir, _ = run_with_reference
+    bias = read_reference(workdir)["class_bias"]
+    assert len(bias) == 4 and np.all(np.isfinite(bias)) and np.ptp(bias) > 0
+    config = get_config()
+    config.checkpoint = str(workdir)
+    predictor, _, _ = load_for_segment(config)
+    np.testing.assert_allclose(predictor.class_bias, bias)
+    config.calibrate_classes = False
+    assert load_for_segment(config)[0].class_bias is None
