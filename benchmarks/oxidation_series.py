@@ -29,6 +29,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ from data_prep.prepare.run import prepare  # noqa: E402
 from socseg_jax.core.intensity import normalize_sem  # noqa: E402
 from socseg_jax.core.phases import CLASS_NAMES, NI, NIO, YSZ  # noqa: E402
 from socseg_jax.core.scores import confusion_matrix, segmentation_scores  # noqa: E402
+from socseg_jax.inference.outputs import UNCERTAINTY_FIELDS  # noqa: E402
 from socseg_jax.inference.shift import read_reference  # noqa: E402
 from socseg_jax.jobs import segment  # noqa: E402
 from socseg_jax.runtime.cpu_record import cpu_info  # noqa: E402
@@ -102,7 +104,8 @@ def train(work: Path, times: tuple[float, ...], seed: int, steps: int,
     """The quickstart's training (``overrides`` of its config keys) on ``times``' data into
     <work>/<times>/train_seed<seed>[_<overrides>] (reused when complete)."""
     data, prepared = prepare_training_data(work, times)
-    suffix = "".join(f"_{k}{v}" for k, v in sorted(overrides.items()))
+    # (no commas: segment reads a comma as a list of checkpoints)
+    suffix = re.sub(r"[^\w.=-]", "", "".join(f"_{k}{v}" for k, v in sorted(overrides.items())))
     train_dir = data.parent / f"train_seed{seed}_steps{steps}{suffix}"
     done = train_dir / "train_result.json"
     if not done.is_file():
@@ -176,9 +179,12 @@ def segment_folder(folder: Path, train_dir: Path, out: Path,
 
 
 def score_images(items: list[dict], out: Path) -> dict[str, Any]:
-    """Per image and phase fraction errors (pp), worst image, pooled IoU, Ni diagnostics."""
+    """Per image and phase fraction errors (pp), worst image, pooled IoU, Ni diagnostics, and
+    how often summary.csv's interval (``<phase>_percent_unc``) holds the true fraction."""
     cm_all = np.zeros((4, 4), np.int64)
     rows = []
+    with open(out / "summary.csv", newline="") as f:
+        summary = {Path(r["path"]).stem: r for r in csv.DictReader(f)}
     for item in items:
         truth = tifffile.imread(item["truth"]).astype(np.int64)
         pred = tifffile.imread(out / f"{item['stem']}_labels.tif").astype(np.int64)
@@ -188,9 +194,12 @@ def score_images(items: list[dict], out: Path) -> dict[str, Any]:
         true_f, pred_f = 100.0 * cm.sum(1) / n, 100.0 * cm.sum(0) / n
         grey = normalize_sem(tifffile.imread(item["sem"]))
         ni = truth == NI
+        half_width = np.array([float(summary[item["stem"]][k]) for k in UNCERTAINTY_FIELDS])
         rows.append({
             "image": item["stem"], "seed": item["seed"], "time_min": item["time_min"],
             "true_percent": _r(true_f), "error_pp": _r(pred_f - true_f),
+            "half_width_pp": _r(half_width),
+            "inside": [bool(v) for v in np.abs(pred_f - true_f) <= half_width],
             "ni_as_ysz": round(float(cm[NI, YSZ] / max(cm[NI].sum(), 1)), 4),
             "ni_as_nio": round(float(cm[NI, NIO] / max(cm[NI].sum(), 1)), 4),
             "ni_grey_normalised": round(float(grey[ni].mean()), 4),
@@ -210,6 +219,11 @@ def score_images(items: list[dict], out: Path) -> dict[str, Any]:
         "mean_abs_error_pp_per_phase": _r(errors.mean(0)),
         "mean_iou": round(float(s["mean_iou"]), 4),
         "per_class_iou": _r(s["per_class_iou"], 4),
+        # the interval f ± h holds the true fraction: share of (image, phase) values, and
+        # share of images where it holds for every phase
+        "interval_coverage": round(float(np.mean([r["inside"] for r in rows])), 3),
+        "interval_coverage_all_phases": round(float(np.mean([all(r["inside"]) for r in rows])),
+                                              3),
         "every_phase_within_1.5pp": bool(errors.max() <= MAX_ERROR_PP),
         "mean_within_1pp": bool(errors.mean() <= MAX_MEAN_ERROR_PP),
     }
@@ -229,7 +243,9 @@ def table(score: dict[str, Any]) -> str:
                      + f" | {ni_ysz:.3f} |")
     lines.append(f"\nmean |err| {score['mean_abs_error_pp']:.2f} pp, max "
                  f"{score['max_abs_error_pp']:.2f} pp ({score['worst_image']['image']}), "
-                 f"mIoU {score['mean_iou']:.4f}")
+                 f"mIoU {score['mean_iou']:.4f}, interval coverage "
+                 f"{score['interval_coverage']:.0%} ({score['interval_coverage_all_phases']:.0%}"
+                 " of the images for every phase)")
     return "\n".join(lines)
 
 
