@@ -86,18 +86,20 @@ def _fit_class_bias(
     predictor: SlidingWindowPredictor, images: list[Path], seed: int
 ) -> np.ndarray | None:
     """The class calibration's offsets (``inference.class_bias``) fitted on a pixel sample of
-    the labelled reference images, predicted uncalibrated; None when any image lacks its
-    label map (as for the composition entry)."""
+    the labelled reference images (their centred ``fit_window``), predicted uncalibrated;
+    None when any image lacks its label map (as for the composition entry)."""
     labels = [_label_map(path) for path in images]
     if any(found is None for found in labels):
         return None
     rng = np.random.default_rng(seed)
     log_proba, targets = [], []
     for path, label in zip(images, labels, strict=True):
-        proba = predictor.predict_proba(to_model_input(tifffile.imread(path)))
-        if proba.shape[:2] != label.shape:
+        image = to_model_input(tifffile.imread(path))
+        if image.shape[:2] != label.shape:
             return None
-        sample = class_bias.sample_pixels(proba, label, rng)
+        window = class_bias.fit_window(label.shape)
+        proba = predictor.predict_proba(image[window])
+        sample = class_bias.sample_pixels(proba, label[window], rng)
         log_proba.append(sample[0])
         targets.append(sample[1])
     if not sum(len(t) for t in targets):

@@ -6,7 +6,12 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from socseg_jax.core.phases import NI, NUM_CLASSES, YSZ
-from socseg_jax.inference.class_bias import class_weights, fit_class_bias, sample_pixels
+from socseg_jax.inference.class_bias import (
+    class_weights,
+    fit_class_bias,
+    fit_window,
+    sample_pixels,
+)
 from socseg_jax.inference.predictor import SlidingWindowPredictor
 
 
@@ -80,3 +85,12 @@ def test_predictor_applies_the_offsets_to_labels_and_probabilities():
                                expected, rtol=1e-5)
     with pytest.raises(ValueError):
         class_weights(np.array([0.0, np.nan, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ((512, 700), ((0, 512), (0, 700))),
+    ((2856, 4096, 1), ((916, 1940), (1536, 2560))),
+])
+def test_the_fit_predicts_a_bounded_centred_window(shape, expected):
+    window = fit_window(shape)
+    assert [(w.start, w.stop) for w in window] == list(expected)
