@@ -91,6 +91,9 @@ def load_for_segment(
     ``config.calibrate_classes``), their SEM normalisation and the shift reference of the
     first checkpoint (None without one)."""
     reference = read_reference(config.checkpoint.split(",")[0].strip())
+    if config.calibrate_classes and reference is not None and "class_bias" not in reference:
+        log.info("the checkpoint's shift reference has no class calibration (written before "
+                 "it existed): predicting uncalibrated")
     predictor = build_predictor(load_models(config.checkpoint), config.predict,
                                 reference if config.calibrate_classes else None)
     normalisation = resolve_normalisation(config.preprocess, config.checkpoint)
