@@ -89,6 +89,11 @@ def _local_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return full[:h, :w]
 
 
+def _robust_sd(residuals: np.ndarray) -> float:
+    """Spread of a class's grey-level residuals (scaled MAD about 0, floored)."""
+    return 1.4826 * float(np.median(np.abs(residuals))) + 1e-3
+
+
 def class_log_likelihoods(
     sem_norm: np.ndarray, labels: np.ndarray, confidence: np.ndarray
 ) -> np.ndarray:
@@ -110,9 +115,6 @@ def class_log_likelihoods(
         np.ceil(ndi.distance_transform_edt(~pore)).astype(np.int32), MF_RIM_BINS
     )
     sure = confidence >= MF_CONFIDENT
-    # The bright rim is topography, shared by the solids: its profile, learnt from the classes
-    # that have interior pixels, lets a class that only lives near pores (thin NiO shells)
-    # learn its grey level from those pixels.
     fitted: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
     shells: list[int] = []
     for cls in range(NUM_CLASSES):
@@ -133,8 +135,7 @@ def class_log_likelihoods(
                 if near.sum() > 50:
                     rim_offset[b] = np.median(residual[near])
         residual -= rim_offset[distance_bin]
-        sd = 1.4826 * float(np.median(np.abs(residual[interior]))) + 1e-3
-        fitted[cls] = (residual, rim_offset, sd)
+        fitted[cls] = (residual, rim_offset, _robust_sd(residual[interior]))
     solids = [c for c in fitted if c != PORE]
     shared_rim = (np.median([fitted[c][1] for c in solids], axis=0) if solids
                   else np.zeros(MF_RIM_BINS + 1, np.float32))
@@ -145,8 +146,7 @@ def class_log_likelihoods(
             continue
         flat = sem_s - shared_rim[distance_bin]
         residual = flat - _local_mean(flat, near)
-        sd = 1.4826 * float(np.median(np.abs(residual[near]))) + 1e-3
-        fitted[cls] = (residual, shared_rim, sd)
+        fitted[cls] = (residual, shared_rim, _robust_sd(residual[near]))
     for cls, (residual, _, sd) in fitted.items():
         like[cls] = -0.5 * (residual / sd) ** 2 - np.log(sd)
     return like
