@@ -27,7 +27,7 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from configs.common import prepare_config
+from configs.sections import prepare_config
 from data_prep import patches
 from data_prep.prepare.sample import prepare_sample
 import tifffile

@@ -95,8 +95,7 @@ def _refused_fraction(runs: list[dict[str, list]], margin: float | None = None) 
     """Per kind: the fraction of samples the gate plus the run-level check (configs/sections.py
     defaults, or another ``margin``) refuse, one wrong sample put in a run of correct ones at
     a time."""
-    from configs.common import prepare_config  # this checkout's defaults
-
+    from configs.sections import prepare_config  # this checkout's defaults
     from data_prep.registration.gate import quality_outliers
 
     cfg = prepare_config()

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from data_prep.labels.mean_field import MF_SEM_WEIGHT
-from socseg_jax.core.phases import NUM_CLASSES
+from socseg_jax.core.phases import NI, NIO, NUM_CLASSES, PORE
 
 ELEMENT_GROUPS = (("Ni",), ("O",), ("Zr", "Y"))  # the modelled maps (Y joins Zr when present)
 
@@ -43,6 +43,17 @@ POTTS_WEIGHT = 0.75  # per disagreeing 8-neighbour
 
 
 MOVE_SPACING = 0.5  # a move needs the largest gain within this many blur sigmas
+
+
+# (class, beside): fitted apart. A (NiO, Ni) band as well scored lower on the tuning seeds
+# (default preset Ni IoU -0.008: it let NiO grow into the metal).
+INTERFACE_BANDS = ((NI, PORE), (NI, NIO))
+
+
+INTERFACE_PX = 3  # width of those bands (px; tuning seeds 5000-5079: 1-3 alike, 0 worse)
+
+
+MIN_BASIS_PX = 200  # a band is split off when it and its class's core keep this many px
 
 
 MIN_CLASS_SHARE = 0.002  # a class on fewer pixels is not brought in
@@ -82,26 +93,47 @@ def _centre_crop(shape: tuple[int, int]) -> tuple[slice, slice]:
                  for n in shape)
 
 
+def _fit_bases(labels: np.ndarray) -> np.ndarray:
+    """The class indicators, then the interface bands of ``INTERFACE_BANDS`` as bases of
+    their own (each taken out of its class when both parts keep ``MIN_BASIS_PX`` px).
+
+    Why: a missed or too thin NiO shell is Ni-labelled oxygen next to a pore or to NiO;
+    fitted with the Ni class, that band gives metallic Ni an O rate and so shrinks the NiO/Ni
+    contrast that stage (c) moves pixels by (its labels then stay as they are). With the
+    band as a basis of its own, the Ni rates are those of the metal's core; the bands' rates
+    are not used.
+    """
+    one_hot = _one_hot(labels)
+    bands = []
+    for cls, beside in INTERFACE_BANDS:
+        band = one_hot[cls] * ndi.binary_dilation(labels == beside, iterations=INTERFACE_PX)
+        if min(band.sum(), (one_hot[cls] - band).sum()) >= MIN_BASIS_PX:
+            one_hot[cls] -= band
+            bands.append(band)
+    return np.concatenate([one_hot, np.stack(bands)]) if bands else one_hot
+
+
 def fit_eds_model(maps: np.ndarray, labels: np.ndarray) -> EdsModel:
     """The rates and blur that best predict ``maps`` (E, H, W) from ``labels``.
 
     For each candidate blur, least squares of every map on the blurred class indicators
-    (they sum to 1, so the pore rate holds the background); the blur with the smallest
-    count-weighted error wins. Fitted on the central FIT_SIDE² window, every FIT_STEP-th px.
+    (they sum to 1, so the pore rate holds the background), with the Ni/NiO interface bands
+    as extra bases (``_fit_bases``); the blur with the smallest count-weighted error wins.
+    Fitted on the central FIT_SIDE² window, every FIT_STEP-th px.
     """
     crop = _centre_crop(labels.shape)
     sub = (slice(None), slice(None, None, FIT_STEP), slice(None, None, FIT_STEP))
-    one_hot = _one_hot(labels[crop])
+    bases = _fit_bases(labels[crop])
     y = maps[(slice(None), *crop)][sub].reshape(len(maps), -1).T
     weight = 1.0 / np.maximum(y.mean(axis=0), 1e-3)
     best: tuple[float, EdsModel] | None = None
     for blur in BLUR_CANDIDATES:
-        x = np.stack([ndi.gaussian_filter(o, blur) for o in one_hot])[sub]
-        x = x.reshape(NUM_CLASSES, -1).T
+        x = np.stack([ndi.gaussian_filter(o, blur) for o in bases])[sub]
+        x = x.reshape(len(bases), -1).T
         rates, *_ = np.linalg.lstsq(x, y, rcond=None)
         error = float((((x @ rates - y) ** 2) * weight).sum())
         if best is None or error < best[0]:
-            best = (error, EdsModel(rates.T.astype(np.float32), blur))
+            best = (error, EdsModel(rates[:NUM_CLASSES].T.astype(np.float32), blur))
     return best[1]
 
 

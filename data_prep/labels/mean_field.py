@@ -50,6 +50,9 @@ ABSENT = -1e4  # log-likelihood of a class stage (a) did not find (never brought
 FEW_EXAMPLES_PENALTY = 20.0  # log-likelihood of a class with < 200 confident interior pixels
 
 
+SHELL_MIN_DISTANCE = 2  # px from a pore of the pixels a class without interior learns from
+
+
 def _eds_log_prior(evidence: Evidence) -> np.ndarray:
     """(4, H, W) log class probabilities from the stage-(a) scores (sigmoids of the margins)."""
     k_solid, k_ysz, k_nio = MF_SLOPES
@@ -86,6 +89,11 @@ def _local_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return full[:h, :w]
 
 
+def _robust_sd(residuals: np.ndarray) -> float:
+    """Spread of a class's grey-level residuals (scaled MAD about 0, floored)."""
+    return 1.4826 * float(np.median(np.abs(residuals))) + 1e-3
+
+
 def class_log_likelihoods(
     sem_norm: np.ndarray, labels: np.ndarray, confidence: np.ndarray
 ) -> np.ndarray:
@@ -93,8 +101,12 @@ def class_log_likelihoods(
 
     A class's grey level is a smooth map from its confident interior pixels (so it follows
     illumination gradients) plus the bright-rim offset as a function of the distance to the
-    nearest pore; its spread is the robust spread of the interior residuals. A class absent
-    from ``labels`` gets ``ABSENT``, one with too few confident examples a fixed penalty.
+    nearest pore; its spread is the robust spread of the interior residuals. A solid class
+    with too few interior pixels (thin NiO shells: all within a few px of a pore) learns its
+    level from its confident pixels at least ``SHELL_MIN_DISTANCE`` from a pore, after the
+    rim profile of the other solids (the rim is topography, not chemistry) is taken off. A
+    class absent from ``labels`` gets ``ABSENT``, one with too few confident examples a fixed
+    penalty (which erased 2-min shells: they were then never labelled).
     """
     sem_s = ndi.gaussian_filter(np.asarray(sem_norm, np.float32), MF_SEM_SIGMA)
     like = np.zeros((NUM_CLASSES, *labels.shape), np.float32)
@@ -103,6 +115,8 @@ def class_log_likelihoods(
         np.ceil(ndi.distance_transform_edt(~pore)).astype(np.int32), MF_RIM_BINS
     )
     sure = confidence >= MF_CONFIDENT
+    fitted: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+    shells: list[int] = []
     for cls in range(NUM_CLASSES):
         in_class = labels == cls
         if in_class.mean() < 0.002:  # absent in stage (a): not brought in here
@@ -110,8 +124,8 @@ def class_log_likelihoods(
             continue
         sure_in_class = sure & in_class
         interior = sure_in_class & ((distance_bin >= MF_RIM_BINS) | (cls == PORE))
-        if interior.sum() < 200:  # too few examples to learn a grey level from
-            like[cls] = -FEW_EXAMPLES_PENALTY
+        if interior.sum() < 200:  # too few interior examples: maybe a shell class
+            shells.append(cls)
             continue
         residual = sem_s - _local_mean(sem_s, interior)
         rim_offset = np.zeros(MF_RIM_BINS + 1, np.float32)
@@ -121,7 +135,19 @@ def class_log_likelihoods(
                 if near.sum() > 50:
                     rim_offset[b] = np.median(residual[near])
         residual -= rim_offset[distance_bin]
-        sd = 1.4826 * float(np.median(np.abs(residual[interior]))) + 1e-3
+        fitted[cls] = (residual, rim_offset, _robust_sd(residual[interior]))
+    solids = [c for c in fitted if c != PORE]
+    shared_rim = (np.median([fitted[c][1] for c in solids], axis=0) if solids
+                  else np.zeros(MF_RIM_BINS + 1, np.float32))
+    for cls in shells:
+        near = sure & (labels == cls) & (distance_bin >= SHELL_MIN_DISTANCE)
+        if cls == PORE or near.sum() < 200:
+            like[cls] = -FEW_EXAMPLES_PENALTY
+            continue
+        flat = sem_s - shared_rim[distance_bin]
+        residual = flat - _local_mean(flat, near)
+        fitted[cls] = (residual, shared_rim, _robust_sd(residual[near]))
+    for cls, (residual, _, sd) in fitted.items():
         like[cls] = -0.5 * (residual / sd) ** 2 - np.log(sd)
     return like
 

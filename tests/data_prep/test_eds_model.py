@@ -98,3 +98,27 @@ def test_bands_do_not_change_the_result(monkeypatch):
         results.append(refine_with_eds_model(aligned, lab_b, conf_b, like, 2.0, 6)[0])
     np.testing.assert_array_equal(results[0], results[1])
     assert (results[0] != lab_b).any()  # the sweeps did something
+
+
+def test_interface_bands_let_stage_c_restore_missed_shells(monkeypatch):
+    """NiO touching Ni erased from the labels (missed shells), maps alone: with the interface
+    bands fitted apart, stage (c) puts back about twice the NiO of the control fitted on the
+    class indicators only (measured 1263 vs 655 of 1678 px on seed 5, 1026 vs 563 on seed 7),
+    and its right moves outgrow its wrong ones by more."""
+    phases = simulate_sample(SimulationParams(shape=(256, 256), oxidation_min=10), 5).phases
+    rates = (EDS_RATES[:, :3].T * 40.0 + 0.5).astype(np.float32)
+    maps = _maps_of(phases, rates, 2.0, 5)
+    erased_px = (phases == NIO) & ndi.binary_dilation(phases == NI)
+    erased = np.where(erased_px, NI, phases).astype(np.uint8)
+    flat = np.zeros((4, *phases.shape), np.float32)
+    sure = np.ones(phases.shape, np.float32)
+
+    def restored() -> tuple[int, int]:
+        out, _, _ = refine_with_eds_model(maps, erased, sure, flat, 2.0, 16)
+        return int(((out == NIO) & erased_px).sum()), int(((out == NIO) & (phases != NIO)).sum())
+
+    back, wrong = restored()
+    monkeypatch.setattr(eds_model, "INTERFACE_BANDS", ())
+    back_control, wrong_control = restored()
+    assert back > 1.5 * back_control, (back, back_control)
+    assert back - wrong > back_control - wrong_control, (back, wrong, back_control, wrong_control)
