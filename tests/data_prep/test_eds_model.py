@@ -36,18 +36,25 @@ def test_rates_and_blur_recovered():
     np.testing.assert_allclose(model.rates, rates, rtol=0.1, atol=0.6)
 
 
-def test_thin_nio_placed_by_the_maps_alone():
-    """The NiO that touches Ni erased from the labels (NiO -> Ni), no SEM information: the
-    forward model of the maps alone puts a third of it back (measured 0.38-0.40 on seeds
-    5-7), with less false NiO than it recovers; on the true labels it changes < 3 %. (A
-    2 px blur at this dose leaves the rest ambiguous: the SEM term decides it in prepare.)"""
+def _missed_shells():
+    """A 10-min sample (seed 5) whose NiO touching Ni is erased from the labels (NiO -> Ni),
+    its maps at a 2 px blur, no SEM term: (phases, maps, erased pixels, erased labels, flat
+    SEM log-likelihoods, full confidence)."""
     phases = simulate_sample(SimulationParams(shape=(256, 256), oxidation_min=10), 5).phases
     rates = (EDS_RATES[:, :3].T * 40.0 + 0.5).astype(np.float32)
     maps = _maps_of(phases, rates, 2.0, 5)
     erased_px = (phases == NIO) & ndi.binary_dilation(phases == NI)
     erased = np.where(erased_px, NI, phases).astype(np.uint8)
     flat = np.zeros((4, *phases.shape), np.float32)
-    sure = np.ones(phases.shape, np.float32)
+    return phases, maps, erased_px, erased, flat, np.ones(phases.shape, np.float32)
+
+
+def test_thin_nio_placed_by_the_maps_alone():
+    """The NiO that touches Ni erased from the labels (NiO -> Ni), no SEM information: the
+    forward model of the maps alone puts a third of it back (measured 0.38-0.40 on seeds
+    5-7), with less false NiO than it recovers; on the true labels it changes < 3 %. (A
+    2 px blur at this dose leaves the rest ambiguous: the SEM term decides it in prepare.)"""
+    phases, maps, erased_px, erased, flat, sure = _missed_shells()
     out, conf, model = refine_with_eds_model(maps, erased, sure, flat, 2.0, 16)
     assert out.dtype == np.uint8 and conf.dtype == np.float32
     assert 0.0 <= conf.min() and conf.max() <= 1.0
@@ -105,13 +112,7 @@ def test_interface_bands_let_stage_c_restore_missed_shells(monkeypatch):
     bands fitted apart, stage (c) puts back about twice the NiO of the control fitted on the
     class indicators only (measured 1263 vs 655 of 1678 px on seed 5, 1026 vs 563 on seed 7),
     and its right moves outgrow its wrong ones by more."""
-    phases = simulate_sample(SimulationParams(shape=(256, 256), oxidation_min=10), 5).phases
-    rates = (EDS_RATES[:, :3].T * 40.0 + 0.5).astype(np.float32)
-    maps = _maps_of(phases, rates, 2.0, 5)
-    erased_px = (phases == NIO) & ndi.binary_dilation(phases == NI)
-    erased = np.where(erased_px, NI, phases).astype(np.uint8)
-    flat = np.zeros((4, *phases.shape), np.float32)
-    sure = np.ones(phases.shape, np.float32)
+    phases, maps, erased_px, erased, flat, sure = _missed_shells()
 
     def restored() -> tuple[int, int]:
         out, _, _ = refine_with_eds_model(maps, erased, sure, flat, 2.0, 16)
