@@ -28,6 +28,13 @@ def tile_starts(length: int, patch: int, stride: int) -> np.ndarray:
     return np.minimum(np.arange(count, dtype=np.int64) * stride, last)
 
 
+def centred_window(shape: tuple[int, ...], side: int) -> tuple[slice, slice]:
+    """Slices of the centred window, at most ``side`` px a side, of an image of ``shape``
+    (H, W, ...): where a fit that needs only part of a large image looks."""
+    return tuple(slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + min(n, side))
+                 for n in shape[:2])
+
+
 def patch_origins(shape: tuple[int, int], patch: int, stride: int) -> list[tuple[int, int]]:
     """Top-left corners of a regular grid of patches covering an image of `shape`."""
     rows = tile_starts(shape[0], patch, stride)

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from data_prep.labels.mean_field import MF_SEM_WEIGHT
+from data_prep.patches import centred_window
 from socseg_jax.core.phases import NI, NIO, NUM_CLASSES, PORE
 
 ELEMENT_GROUPS = (("Ni",), ("O",), ("Zr", "Y"))  # the modelled maps (Y joins Zr when present)
@@ -86,13 +87,6 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.stack([(labels == k).astype(np.float32) for k in range(NUM_CLASSES)])
 
 
-def _centre_crop(shape: tuple[int, int]) -> tuple[slice, slice]:
-    """The central window of at most FIT_SIDE px a side: rates and blur are properties of
-    the sample, so a large image is fitted on a part of it."""
-    return tuple(slice(max(0, (n - FIT_SIDE) // 2), max(0, (n - FIT_SIDE) // 2) + FIT_SIDE)
-                 for n in shape)
-
-
 def _fit_bases(labels: np.ndarray) -> np.ndarray:
     """The class indicators, then the interface bands of ``INTERFACE_BANDS`` as bases of
     their own (each taken out of its class when both parts keep ``MIN_BASIS_PX`` px).
@@ -121,7 +115,7 @@ def fit_eds_model(maps: np.ndarray, labels: np.ndarray) -> EdsModel:
     as extra bases (``_fit_bases``); the blur with the smallest count-weighted error wins.
     Fitted on the central FIT_SIDE² window, every FIT_STEP-th px.
     """
-    crop = _centre_crop(labels.shape)
+    crop = centred_window(labels.shape, FIT_SIDE)  # rates and blur are the sample's
     sub = (slice(None), slice(None, None, FIT_STEP), slice(None, None, FIT_STEP))
     bases = _fit_bases(labels[crop])
     y = maps[(slice(None), *crop)][sub].reshape(len(maps), -1).T

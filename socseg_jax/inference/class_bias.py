@@ -25,6 +25,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import log_softmax
 
+from data_prep.patches import centred_window
 from socseg_jax.core.phases import NUM_CLASSES
 
 PIXELS_PER_IMAGE = 50_000  # labelled pixels sampled per reference image for the fit
@@ -37,8 +38,7 @@ _FLOOR = 1e-6  # probabilities below this are taken as this (log of 0)
 def fit_window(shape: tuple[int, ...]) -> tuple[slice, slice]:
     """The centred region, at most ``FIT_WINDOW_PX`` square, of an image of ``shape`` (H, W,
     ...) that the fit predicts and samples."""
-    return tuple(slice(max(0, (n - FIT_WINDOW_PX) // 2), max(0, (n - FIT_WINDOW_PX) // 2)
-                       + min(n, FIT_WINDOW_PX)) for n in shape[:2])
+    return centred_window(shape, FIT_WINDOW_PX)
 
 
 def sample_pixels(

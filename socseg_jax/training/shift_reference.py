@@ -53,25 +53,25 @@ def write_shift_reference(
     """Predicts up to ``limit`` training images with the run's latest checkpoint, with the
     run's ``predict`` settings (the train config's ``predict``, as segment will use them; a
     TTA changes the uncertainty features), and stores their features' mean and spread, class
-    grey levels and composition (when every image has its label map) in
-    ``<workdir>/shift_reference.json``, with the class calibration's offsets fitted on them
-    first (``inference.class_bias``; ``seed`` draws its pixel sample) when every image has
-    its label map."""
+    grey levels in ``<workdir>/shift_reference.json``; when every image has its label map,
+    also their composition and the class calibration's offsets, fitted on them first
+    (``inference.class_bias``; ``seed`` draws its pixel sample)."""
     images = reference_images(dataset_dir, limit)
     if not images:
         log.info("no prepared full-size images beside %s: no shift reference", dataset_dir)
         return
     model, _, _ = checkpoints.load_model(workdir)
     predictor = predictor_from_config(make_model_apply_fn(model), predict)
-    bias = _fit_class_bias(predictor, images, seed)
+    labels = [_label_map(path) for path in images]
+    bias = _fit_class_bias(predictor, images, labels, seed)
     predictor.class_bias = bias  # the reference describes the calibrated model
     rows, levels, fractions = [], [], []
-    for path in images:
+    for path, label in zip(images, labels, strict=True):
         image = to_model_input(tifffile.imread(path))
         maps = predictor.predict_maps(image, ("labels", "entropy", "max_prob"))
         rows.append(image_features(image, maps["entropy"], maps["max_prob"]))
         levels.append(class_levels(image, maps["labels"], maps["max_prob"]))
-        fractions.append(_model_and_label_fractions(path, maps["labels"]))
+        fractions.append(_model_and_label_fractions(label, maps["labels"]))
     reference = build_reference(rows, tta=predict.tta)
     reference["class_levels"] = reference_levels(levels)  # for inference.levels
     if all(f is not None for f in fractions):  # for inference.composition
@@ -83,12 +83,12 @@ def write_shift_reference(
 
 
 def _fit_class_bias(
-    predictor: SlidingWindowPredictor, images: list[Path], seed: int
+    predictor: SlidingWindowPredictor, images: list[Path],
+    labels: list[np.ndarray | None], seed: int,
 ) -> np.ndarray | None:
     """The class calibration's offsets (``inference.class_bias``) fitted on a pixel sample of
-    the labelled reference images (their centred ``fit_window``), predicted uncalibrated;
-    None when any image lacks its label map (as for the composition entry)."""
-    labels = [_label_map(path) for path in images]
+    the reference images (their centred ``fit_window``), predicted uncalibrated, against
+    their ``labels``; None when any image lacks its label map (as for the composition)."""
     if any(found is None for found in labels):
         return None
     rng = np.random.default_rng(seed)
@@ -117,11 +117,10 @@ def _label_map(image_path: Path) -> np.ndarray | None:
 
 
 def _model_and_label_fractions(
-    image_path: Path, predicted: np.ndarray
+    labels: np.ndarray | None, predicted: np.ndarray
 ) -> tuple[list[float], list[float]] | None:
     """(model, label) phase fractions (percent) of a prepared image on its labelled pixels
     (255 = not sample left out); None without its label map."""
-    labels = _label_map(image_path)
     if labels is None:
         return None
     sample = labels < NUM_CLASSES
