@@ -158,7 +158,7 @@ def run_setting(name: str, overrides: dict, size: int, n_test: int, n_train: int
     sweeps = int(get_config().prepare.eds_model_sweeps)
     for i, (truth, sem, evidence, stage_a, conf, aligned, pitch) in enumerate(test):
         like = mean_field.class_log_likelihoods(sem, stage_a, conf)
-        mf, mf_conf = mean_field.refine_mean_field(sem, evidence, stage_a, conf, like)
+        mf, mf_conf = mean_field.refine_mean_field(sem, evidence, stage_a, conf, like, pitch)
         em, _, _ = eds_model.refine_with_eds_model(aligned, mf, mf_conf, like, pitch, sweeps)
         rf, _ = forest.refine_forest(sem, evidence, stage_a, conf, seed=0)
         marks = simulate_scribbles(truth, SCRIBBLE_STROKES, seed=1000 + i)

@@ -50,7 +50,7 @@ def refine(
     if method == "mean_field":
         likelihoods = class_log_likelihoods(sem_norm, labels, confidence)
         labels, confidence = refine_mean_field(sem_norm, evidence, labels, confidence,
-                                               likelihoods)
+                                               likelihoods, eds_pitch)
         if eds_model_sweeps > 0 and aligned_eds is not None:
             labels, confidence, _ = refine_with_eds_model(
                 aligned_eds, labels, confidence, likelihoods, eds_pitch, eds_model_sweeps
