@@ -1,4 +1,4 @@
-"""End to end on tiny data: the quickstart job writes every promised output."""
+"""The quickstart job end to end on its own data: every promised output, the 0-min image's Ni."""
 
 import csv
 import json
@@ -10,27 +10,26 @@ from socseg_jax.configs.quickstart import get_config
 from data_prep import synthetic
 from data_prep.patches import split_by_source
 from socseg_jax.core import dataset_layout
-from socseg_jax.core.phases import NI, NIO
+from socseg_jax.core.phases import CLASS_NAMES, NI, NIO
 from socseg_jax.jobs.quickstart import run
-from tests.training.test_train import TINY_MODEL
 
 
 @pytest.mark.slow
-def test_quickstart_end_to_end_on_tiny_data(tmp_path):
+def test_quickstart_on_its_data_writes_every_output_and_keeps_unoxidised_ni(tmp_path):
+    """The quickstart on its own simulated data (14 samples of 512², its oxidation times and
+    splits), its U-Net trained for its 900 steps on 64-px instead of 128-px patches (a quarter
+    of the cost, ~1.5 min on 2 cores): every promised output exists, and the unoxidised (0-min)
+    test image keeps its Ni within 3 pp of the true fraction (issue #29: a model that leant on
+    the NiO shells called 62 % of shell-less Ni YSZ, 16.5 pp). Measured with training seeds
+    0 / 1 / 2: -1.61 / -1.68 / -1.78 pp.
+
+    The acquisition augmentation's brightness ramp spans one patch, so on 64-px patches it is
+    twice as steep as on the 128-px patches it was chosen for; that taught the network to
+    find Ni by its NiO shell (0-min Ni -2.7 / -2.3 pp with it, -8.9 pp at a higher learning
+    rate; RESULTS.md, "Oxidation series: the brightness-ramp augmentation"), so it is off."""
     config = get_config()
-    config.synthetic.num_samples = 4
-    config.synthetic.shape = (128, 128)
-    config.prepare.patch_size = 64
-    config.prepare.stride = 64
-    config.prepare.val_fraction = 0.25
-    config.prepare.test_fraction = 0.25
-    config.model = dict(TINY_MODEL)
-    config.batch_size = 4
-    config.num_train_steps = 4
-    config.checkpoint_every_steps = 2
-    config.predict.patch_size = 64
-    config.predict.stride = 32
-    config.predict.batch_size = 4
+    config.prepare.patch_size, config.prepare.stride = 64, 32
+    config.acquisition.gradient = 0.0
     metrics = run(config, str(tmp_path))
 
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
@@ -39,21 +38,31 @@ def test_quickstart_end_to_end_on_tiny_data(tmp_path):
         assert 0.0 <= saved[key]["mean_iou"] <= 1.0
         assert len(saved[key]["per_class_iou"]) == 4
         assert 0.0 <= saved[key]["pixel_accuracy"] <= 1.0
-    test_image = saved["test_images"][0]
-    assert (tmp_path / "segment" / test_image / "sem_labels.tif").exists()
-    assert (tmp_path / "segment" / test_image / "sem_overlay.png").exists()
+    for image in saved["test_images"]:
+        assert (tmp_path / "segment" / image / "sem_labels.tif").exists()
+        assert (tmp_path / "segment" / image / "sem_overlay.png").exists()
+        assert dataset_layout.label_path(tmp_path / "data", image).exists()
     assert (tmp_path / "report" / "test_comparison.png").exists()
+    assert (tmp_path / "data" / "prepare_report.json").exists()
     with open(tmp_path / "segment" / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["status"] for r in rows] == ["ok"]
-    total = sum(float(rows[0][f"{c}_percent"]) for c in ("pore", "NiO", "Ni", "YSZ"))
-    assert abs(total - 100.0) < 0.01
-    assert dataset_layout.label_path(tmp_path / "data", test_image).exists()
-    assert (tmp_path / "data" / "prepare_report.json").exists()
+    assert [r["status"] for r in rows] == ["ok"] * len(saved["test_images"])
+    for row in rows:
+        total = sum(float(row[f"{c}_percent"]) for c in CLASS_NAMES)
+        assert abs(total - 100.0) < 0.01
+        assert row["shift_score"] != ""  # training stored a shift reference
     with open(tmp_path / "report" / "analysis" / "analysis.csv") as f:
         analysed = list(csv.DictReader(f))
-    assert len(analysed) == 1 and float(analysed[0]["pixel_size_nm"]) > 0
-    assert rows[0]["shift_score"] != ""  # training stored a shift reference
+    assert len(analysed) == len(rows) and all(float(r["pixel_size_nm"]) > 0 for r in analysed)
+
+    with open(tmp_path / "report" / "phase_fractions.csv") as f:
+        fractions = {(r["image"], r["source"]): r for r in csv.DictReader(f)}
+    unoxidised = [n for n in saved["test_images"]
+                  if json.loads((tmp_path / "raw" / n / "simulation.json").read_text())
+                  ["oxidation_min"] == 0]
+    assert len(unoxidised) == 1
+    truth, unet = (float(fractions[(unoxidised[0], s)]["Ni_percent"]) for s in ("truth", "unet"))
+    assert truth > 20.0 and abs(unet - truth) <= 3.0, (truth, unet)
 
 
 def test_quickstart_trains_and_tests_on_unoxidised_samples(tmp_path):
