@@ -26,7 +26,8 @@ def test_quickstart_on_its_data_writes_every_output_and_keeps_unoxidised_ni(tmp_
     The acquisition augmentation's brightness ramp spans one patch, so on 64-px patches it is
     twice as steep as on the 128-px patches it was chosen for; that taught the network to
     find Ni by its NiO shell (0-min Ni -2.7 / -2.3 pp with it, -8.9 pp at a higher learning
-    rate; RESULTS.md, "Oxidation series: the brightness-ramp augmentation"), so it is off."""
+    rate; RESULTS.md, "Oxidation series: longer training, the brightness-ramp augmentation and
+    a 0-min test"), so it is off."""
     config = get_config()
     config.prepare.patch_size, config.prepare.stride = 64, 32
     config.acquisition.gradient = 0.0
