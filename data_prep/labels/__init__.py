@@ -4,9 +4,9 @@ Why: the network learns SEM -> phase; the labels come once from EDS chemistry. T
 (a) ``eds_evidence`` + ``eds_labels``: rule-based decisions from the element evidence, with
 reference levels from the maps' histograms (Otsu) and overridable thresholds; (b) a refinement
 at SEM resolution taught by the confident pixels of (a): ``refine_mean_field`` (default: EDS
-prior x SEM grey-level likelihood, the SEM weighted more where the maps are coarse,
-smoothed by mean-field iterations) or ``refine_forest``
-(an ilastik-like random forest on multiscale SEM features); (c) after ``mean_field``,
+prior x SEM grey-level likelihood, the SEM weighted more where the maps are coarse, smoothed
+by mean-field iterations) or ``refine_forest`` (an ilastik-like random forest on multiscale SEM
+features); (c) after ``mean_field``,
 ``eds_model.refine_with_eds_model``: every pixel re-decided against a per-sample forward model
 of the maps (fitted rates and blur), its SEM likelihood and its neighbours.
 Decisions of stage (a), in order:

@@ -189,9 +189,9 @@ def refine_mean_field(
     pixel's class is the most probable under the EDS prior times the SEM grey-level likelihood
     (``class_log_likelihoods`` of the stage-(a) ``labels``; pass ``likelihoods`` to reuse
     them) weighted by ``sem_weight(eds_pitch)`` (SEM px per EDS pixel), with Potts smoothing
-    between neighbours. Pores stay where stage (a) put them (its
-    local-midpoint rule is better at pore edges). Returns labels and confidence (for solid
-    pixels, the margin of the two most probable classes).
+    between neighbours. Pores stay where stage (a) put them (its local-midpoint rule is better
+    at pore edges). Returns labels and confidence (for solid pixels, the margin of the two most
+    probable classes).
     """
     if likelihoods is None:
         likelihoods = class_log_likelihoods(sem_norm, labels, confidence)
