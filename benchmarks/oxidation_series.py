@@ -18,9 +18,12 @@ quickstart's flips TTA). Reported per image and phase: the area-fraction error (
 true, percentage points), the worst image, the mean |error|, the mean IoU pooled over the
 bed; diagnostics per time: the mean normalised grey level of the true Ni pixels and the
 share of true Ni predicted as YSZ / NiO. Writes JSON (``--output``) and prints a table.
+``--teacher truth`` trains on the simulator's true phases instead of the EDS-derived labels
+(prepare given them as labels files): what the recipe reaches with a perfect teacher.
 
     python benchmarks/oxidation_series.py [--train-times 5 10 20 30 60 120] [--seed N]
         [--series 3] [--tuning] [--quick] [--workdir DIR] [--predict-window PX STRIDE]
+        [--teacher truth]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import csv
 import json
 import logging
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -85,25 +89,34 @@ def times_name(times: tuple[float, ...]) -> str:
     return "ox" + "-".join(f"{t:g}" for t in times)
 
 
-def prepare_training_data(work: Path, times: tuple[float, ...]) -> tuple[Path, dict]:
+def prepare_training_data(work: Path, times: tuple[float, ...],
+                          teacher: str = "eds") -> tuple[Path, dict]:
     """The quickstart's simulate + prepare with its samples cycling through ``times``, into
-    <work>/<times>/ (kept and reused); returns (data dir, prepare report)."""
+    <work>/<times>[_truth-teacher]/ (kept and reused); returns (data dir, prepare report).
+
+    ``teacher``: ``eds``, the labels prepare derives from the EDS maps (the product), or
+    ``truth``, the simulator's true phases given to prepare as each sample's labels file:
+    the ceiling of a model that learns from perfect labels, all else equal."""
     config = quickstart_config()
-    root = work / times_name(times)
+    root = work / (times_name(times) + ("" if teacher == "eds" else f"_{teacher}-teacher"))
     raw, data = root / "raw", root / "data"
     report = data / "prepare_report.json"
     if report.is_file():
         return data, json.loads(report.read_text())
     synthetic.write_raw_dataset(raw, num_samples=config.synthetic.num_samples, seed=config.seed,
                                 shape=tuple(config.synthetic.shape), oxidation_times=times)
+    if teacher == "truth":
+        for truth in raw.glob("*/truth.tif"):
+            shutil.copyfile(truth, truth.with_name("labels.tif"))
     return data, prepare(raw, data, config.prepare, seed=config.seed)
 
 
 def train(work: Path, times: tuple[float, ...], seed: int, steps: int,
-          overrides: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """The quickstart's training (``overrides`` of its config keys) on ``times``' data into
-    <work>/<times>/train_seed<seed>[_<overrides>] (reused when complete)."""
-    data, prepared = prepare_training_data(work, times)
+          overrides: dict[str, Any], teacher: str = "eds") -> tuple[Path, dict[str, Any]]:
+    """The quickstart's training (``overrides`` of its config keys) on ``times``' data
+    labelled by ``teacher`` (``prepare_training_data``) into
+    <work>/<times>[_<teacher>-teacher]/train_seed<seed>[_<overrides>] (reused when complete)."""
+    data, prepared = prepare_training_data(work, times, teacher)
     # (no commas: segment reads a comma as a list of checkpoints)
     suffix = re.sub(r"[^\w.=-]", "", "".join(f"_{k}{v}" for k, v in sorted(overrides.items())))
     train_dir = data.parent / f"train_seed{seed}_steps{steps}{suffix}"
@@ -268,6 +281,9 @@ def main() -> None:
                         metavar=("PX", "STRIDE"), help="inference windows (default: segment's)")
     parser.add_argument("--train-override", nargs="*", default=[], metavar="KEY=JSON",
                         help="quickstart config keys to change, e.g. loss='\"cross_entropy\"'")
+    parser.add_argument("--teacher", choices=("eds", "truth"), default="eds",
+                        help="labels trained on: from the EDS maps (prepare), or the true "
+                             "phases (a ceiling)")
     parser.add_argument("--workdir", default="", help="kept (and reused); default: a temp dir")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "oxidation_series.json"))
     args = parser.parse_args()
@@ -281,7 +297,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="socseg_oxidation_") as tmp:
         work = Path(args.workdir or tmp)
         t = time.perf_counter()
-        train_dir, trained = train(work, times, args.seed, args.steps, overrides)
+        train_dir, trained = train(work, times, args.seed, args.steps, overrides,
+                                   args.teacher)
         train_s = time.perf_counter() - t
         window = tuple(args.predict_window) if args.predict_window else None
         model = (train_dir.parent.name + "_" + train_dir.name
@@ -299,7 +316,8 @@ def main() -> None:
                 scores[name] = score_images(items, work / sub / "segment" / model)
     result = {
         "command": " ".join(["python", "benchmarks/oxidation_series.py", *sys.argv[1:]]),
-        "train_times": list(times), "training_seed": args.seed, "steps": args.steps,
+        "train_times": list(times), "teacher": args.teacher, "training_seed": args.seed,
+        "steps": args.steps,
         "train_overrides": overrides, "train_samples": trained.get("train_samples"),
         "validation_patch_miou_vs_eds": trained.get("validation", {}).get("mean_iou"),
         "series_seeds": [seed0, seed0 + args.series - 1], "times_min": list(TIMES),

@@ -57,7 +57,8 @@ DESCRIPTIONS: dict[str, str] = {
     "acquisition.gamma": "gamma range, +-fraction; 0 = off",
     "acquisition.contrast": "contrast range, +-fraction; 0 = off",
     "acquisition.brightness": "brightness range, +-fraction of the range; 0 = off",
-    "acquisition.gradient": "largest slow brightness ramp across the patch; 0 = off",
+    "acquisition.gradient": "largest slow brightness ramp across a patch of 128 px or more "
+                            "(proportionally less on smaller ones); 0 = off",
     "acquisition.noise_sigma": "largest added noise (std, normalised grey); 0 = off",
     "distributed.coordinator_address": "host:port of process 0 for multi-host runs ('' = one host)",
     "distributed.num_processes": "processes of a multi-host run (0: from the environment)",

@@ -6,7 +6,7 @@ from ml_collections import ConfigDict
 from socseg_jax.configs.sections import train_config
 
 from socseg_jax.core.errors import UserError
-from socseg_jax.training.acquisition import SETTINGS, AcquisitionAugment
+from socseg_jax.training.acquisition import RAMP_REFERENCE_PX, SETTINGS, AcquisitionAugment
 from socseg_jax.training.input_pipeline import train_batches
 
 
@@ -44,7 +44,7 @@ def test_scale_keeps_labels_aligned_with_the_image():
 
 
 def test_every_part_switches_off_and_settings_are_checked():
-    record = disks()
+    record = disks(RAMP_REFERENCE_PX)  # the ramp at its full amplitude
     off = settings(**{k: 0.0 for k in SETTINGS})
     out = AcquisitionAugment(off).random_map(record, np.random.default_rng(0))
     np.testing.assert_array_equal(out["image"], record["image"])
@@ -64,6 +64,24 @@ def test_every_part_switches_off_and_settings_are_checked():
         AcquisitionAugment(settings(hue=0.1))
     with pytest.raises(UserError, match="gamma"):
         AcquisitionAugment(settings(gamma=0.5))
+
+
+def test_the_brightness_ramp_keeps_its_slope_on_small_patches():
+    """The ramp reaches ±gradient across 128 px (RAMP_REFERENCE_PX) and no more steeply on a
+    smaller patch: on 64-px patches the full ramp taught the network to find Ni by its NiO
+    shell (issue #29)."""
+    only_ramp = AcquisitionAugment(settings(**{k: 0.0 for k in SETTINGS} | {"gradient": 0.2}))
+
+    def spread(size, seed):
+        flat = {"image": np.full((size, size, 1), 30000, np.uint16),
+                "label": np.zeros((size, size), np.uint8)}
+        out = only_ramp.random_map(flat, np.random.default_rng(seed))["image"] / 65535.0
+        return float(out.max() - out.min())
+
+    for seed in range(5):  # the same draws: amplitude and direction
+        assert spread(64, seed) == pytest.approx(0.5 * spread(128, seed), rel=0.05, abs=2e-4)
+        assert spread(256, seed) == pytest.approx(spread(128, seed), rel=0.05, abs=2e-4)
+    assert spread(RAMP_REFERENCE_PX, 0) > 0.01
 
 
 def test_augmented_batches_resume_exactly(tiny_dataset):
