@@ -27,7 +27,8 @@ def test_quickstart_on_its_data_writes_every_output_and_keeps_unoxidised_ni(tmp_
     small patches: at its full amplitude across 64 px it taught the network to find Ni by its
     NiO shell (0-min Ni -2.7 / -2.3 pp, -8.9 pp at a higher learning rate), at the slope it
     keeps on small patches now -2.4 / -1.3 / -2.4 pp (RESULTS.md, "Oxidation series: longer
-    training, the brightness-ramp augmentation and a 0-min test", "... a ceiling")."""
+    training, the brightness-ramp augmentation and a 0-min test" and "... the perfect-teacher
+    ceiling and the ramp's slope")."""
     config = get_config()
     config.prepare.patch_size, config.prepare.stride = 64, 32
     config.acquisition.gradient = 0.0
