@@ -318,6 +318,9 @@ def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, cap
 
 
 def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
+    """The analysis keys (config.analysis) reach the analysis. Its group_regex names a group,
+    not a time: times would add the time-series plots, which took most of this test's time
+    and are test_job.py's (the analysis of the same records)."""
     source = tmp_path / "in"
     (source / "cell").mkdir(parents=True)
     for t in (10, 60):
@@ -327,7 +330,7 @@ def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
     config.input, config.output_dir = str(source), str(tmp_path / "out")
     config.checkpoint, config.analyze = str(checkpoint_dir), True
     config.pixel_size_nm = 20.0
-    config.analysis.group_regex = r"_t(?P<time_min>\d+)"
+    config.analysis.group_regex = r"_t(?P<group>\d+)"
     config.predict.update(patch_size=PATCH, stride=16, batch_size=4)
     with caplog.at_level("INFO"):
         segment.run(config, None)
@@ -336,6 +339,7 @@ def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
     with open(analysis / "analysis.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and any("_um" in key for key in rows[0])
+    assert [row["group"] for row in rows] == ["10", "60"]  # config.analysis.group_regex
     # The model's fraction uncertainty from summary.csv, beside each phase's fraction.
     summary = read_summary(tmp_path / "out" / "summary.csv")
     for row in rows:
