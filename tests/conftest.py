@@ -19,16 +19,15 @@ PATCH = 32
 # starts (they inherit the environment): the tests compile the same tiny programs again and
 # again (each train_and_evaluate, each training worker, each launch.py run), and a cached
 # executable loads in a fraction of the compile time. Results are unchanged: the cache key is
-# the program, the compile options and the devices. Every compilation is cached (thresholds
-# 0), as the tiny test programs compile under JAX's default 1 s threshold. Removed when the
-# run ends (pytest_unconfigure).
+# the program, the compile options and the devices. Every compilation is cached (threshold
+# 0 s), as the tiny test programs compile under JAX's default 1 s threshold. An entry that
+# cannot be read (say, one process reads it while another writes it) is compiled again, with
+# a warning. Removed when the run ends (pytest_unconfigure).
 _JAX_CACHE = tempfile.mkdtemp(prefix="socseg_jax_test_cache_")
-JAX_CACHE_ENV = {
+os.environ.update({  # jax reads them when it is first imported, after this file
     "JAX_COMPILATION_CACHE_DIR": _JAX_CACHE,
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-}
-os.environ.update(JAX_CACHE_ENV)  # jax reads them when first imported, after this file
+})
 
 
 def pytest_unconfigure(config) -> None:
