@@ -22,16 +22,20 @@ PATCH = 32
 # the program, the compile options and the devices. Every compilation is cached (threshold
 # 0 s), as the tiny test programs compile under JAX's default 1 s threshold. An entry that
 # cannot be read (say, one process reads it while another writes it) is compiled again, with
-# a warning. Removed when the run ends (pytest_unconfigure).
-_JAX_CACHE = tempfile.mkdtemp(prefix="socseg_jax_test_cache_")
-os.environ.update({  # jax reads them when it is first imported, after this file
-    "JAX_COMPILATION_CACHE_DIR": _JAX_CACHE,
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-})
+# a warning. A cache folder already set (by the user, or by this file imported again under
+# another name) is used as it is; the one made here is removed when the run ends.
+_OWN_JAX_CACHE = None
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    _OWN_JAX_CACHE = tempfile.mkdtemp(prefix="socseg_jax_test_cache_")
+    os.environ.update({  # jax reads them when it is first imported, after this file
+        "JAX_COMPILATION_CACHE_DIR": _OWN_JAX_CACHE,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    })
 
 
 def pytest_unconfigure(config) -> None:
-    shutil.rmtree(_JAX_CACHE, ignore_errors=True)
+    if _OWN_JAX_CACHE:
+        shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
 
 
 def write_prepared_samples(root: Path, names: list[str], shape=(64, 96), seed=0):
