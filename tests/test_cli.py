@@ -9,10 +9,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def launch_all(*runs: list[str]) -> list[subprocess.CompletedProcess]:
+    """``python launch.py ARGS`` for each list of ARGS, the processes side by side."""
+    procs = [subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in runs]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return results
+
+
 def launch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return launch_all(list(args))[0]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -124,14 +133,18 @@ def test_segment_of_a_folder_without_images(tmp_path):
 
 
 def test_bad_config_file_and_override(tmp_path):
-    assert_one_line_error(launch("--config", str(tmp_path / "missing.py")), "No such file")
     broken = tmp_path / "broken.py"
     broken.write_text("def get_config(:\n")
-    assert_one_line_error(launch("--config", str(broken)), "broken.py, line 1")
-    result = launch("--config", "configs/default.py", "--config.batch_size=abc")
-    assert_one_line_error(result, "batch_size")
-    result = launch("--config", "configs/default.py", "--config.no_such_key=1")
-    assert_one_line_error(result, "no_such_key")
+    missing, syntax, value, key = launch_all(
+        ["--config", str(tmp_path / "missing.py")],
+        ["--config", str(broken)],
+        ["--config", "configs/default.py", "--config.batch_size=abc"],
+        ["--config", "configs/default.py", "--config.no_such_key=1"],
+    )
+    assert_one_line_error(missing, "No such file")
+    assert_one_line_error(syntax, "broken.py, line 1")
+    assert_one_line_error(value, "batch_size")
+    assert_one_line_error(key, "no_such_key")
 
 
 def test_checkpoint_of_another_program_and_bad_manifest(tmp_path):
@@ -141,18 +154,18 @@ def test_checkpoint_of_another_program_and_bad_manifest(tmp_path):
     (tmp_path / "imgs").mkdir()
     tifffile.imwrite(tmp_path / "imgs" / "a.tif", np.zeros((40, 40), np.uint8))
     (tmp_path / "other" / "checkpoints" / "5" / "state").mkdir(parents=True)  # no model_config
-    result = launch("--config", "configs/segment.py", f"--config.input={tmp_path / 'imgs'}",
-                    f"--config.output_dir={tmp_path / 'out'}",
-                    f"--config.checkpoint={tmp_path / 'other'}")
-    assert_one_line_error(result, "checkpoints/5: not a socseg_jax U-Net checkpoint")
     manifest = tmp_path / "samples.csv"
     manifest.write_text("name,image\ns1,a.tif\n")
-    result = launch("--config", "configs/prepare.py", f"--config.raw_dir={tmp_path}",
-                    f"--config.output_dir={tmp_path / 'prep'}",
-                    f"--config.prepare.manifest={manifest}")
-    assert_one_line_error(result, "samples.csv", "'sample' and 'sem'")
-    result = launch("--config", "configs/segment.py", "--config.max_image_byte=10")
-    assert_one_line_error(result, "max_image_byte")
+    checkpoint, prepare, key = launch_all(
+        ["--config", "configs/segment.py", f"--config.input={tmp_path / 'imgs'}",
+         f"--config.output_dir={tmp_path / 'out'}", f"--config.checkpoint={tmp_path / 'other'}"],
+        ["--config", "configs/prepare.py", f"--config.raw_dir={tmp_path}",
+         f"--config.output_dir={tmp_path / 'prep'}", f"--config.prepare.manifest={manifest}"],
+        ["--config", "configs/segment.py", "--config.max_image_byte=10"],
+    )
+    assert_one_line_error(checkpoint, "checkpoints/5: not a socseg_jax U-Net checkpoint")
+    assert_one_line_error(prepare, "samples.csv", "'sample' and 'sem'")
+    assert_one_line_error(key, "max_image_byte")
 
 
 def test_help_names_every_job_and_preset():

@@ -106,9 +106,13 @@ def test_job_bad_config_and_px_units(tmp_path, caplog):
 
 
 def test_records_are_reused_only_while_valid(tmp_path, caplog):
+    """Per-image records and pictures as test_job_end_to_end makes them; no grouping (so no
+    time series, whose plots, redrawn by each of the four runs, are not what this tests and
+    took most of its time; test_job_end_to_end checks them)."""
     seg = _segment_folder(tmp_path / "seg")
     config = get_config()
     config.input, config.output_dir, config.tortuosity = str(seg), str(tmp_path / "out"), False
+    config.group_regex = ""
     first = _run()(config, None)
     records = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").glob("*")}
     assert len(records) == 3  # the bad map has no record: it is tried (and reported) again

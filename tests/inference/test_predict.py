@@ -167,17 +167,20 @@ p = SlidingWindowPredictor(make_model_apply_fn(model), patch_size=32, stride=16,
 np.save("OUT", p.predict_proba(image))
 print(jax.local_device_count(), p._window_sharding is not None)
 """
-    out = {}
-    for devices in (1, 2):
-        path = tmp_path / f"proba{devices}.npy"
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-        proc = subprocess.run(
-            [sys.executable, "-c", code.replace("OUT", str(path))],
-            env=env, capture_output=True, text=True, cwd=ROOT, timeout=300,
+    procs = {  # the two processes run side by side
+        devices: subprocess.Popen(
+            [sys.executable, "-c", code.replace("OUT", str(tmp_path / f"proba{devices}.npy"))],
+            env=dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert proc.stdout.split() == [str(devices), str(devices > 1)]
-        out[devices] = np.load(path)
+        for devices in (1, 2)
+    }
+    out = {}
+    for devices, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+        assert stdout.split() == [str(devices), str(devices > 1)]
+        out[devices] = np.load(tmp_path / f"proba{devices}.npy")
     np.testing.assert_allclose(out[2], out[1], atol=1e-6)
 
 

@@ -247,7 +247,8 @@ segment_images(Slow(model, patch_size=32), discover_images(sys.argv[1]), sys.arg
 
 @pytest.mark.slow
 def test_sigkilled_run_resumes(tmp_path):
-    """A run killed with SIGKILL mid-batch leaves only complete outputs; the re-run finishes."""
+    """A run killed with SIGKILL mid-batch leaves only complete outputs; the re-run finishes.
+    The uninterrupted run, whose rows the resumed ones must equal, runs beside the killed one."""
     import os
     import signal
     import subprocess
@@ -260,6 +261,10 @@ def test_sigkilled_run_resumes(tmp_path):
         tifffile.imwrite(source / f"img{i}.tif",
                          np.random.default_rng(i).integers(0, 255, (300, 200), dtype=np.uint8))
     root = Path(__file__).resolve().parents[2]
+    uninterrupted = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(source),
+                                      str(tmp_path / "single")], cwd=root,
+                                     env={**os.environ, "PYTHONPATH": str(root)},
+                                     stderr=subprocess.DEVNULL)
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(source), str(out)], cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)},
                             stderr=subprocess.DEVNULL)
@@ -282,9 +287,7 @@ def test_sigkilled_run_resumes(tmp_path):
     assert not list(out.glob(".*.tmp"))
     # rows of the images done before the kill (same model) equal an uninterrupted run's,
     # every column (but status and timing)
-    subprocess.run([sys.executable, "-c", KILLED_RUN, str(source), str(tmp_path / "single")],
-                   cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=True,
-                   stderr=subprocess.DEVNULL)
+    assert uninterrupted.wait(timeout=120) == 0
     resumed, single = (read_summary(d / "summary.csv") for d in (out, tmp_path / "single"))
     resumed = {p: r for p, r in resumed.items() if r["status"] == "skipped"}
     single = {p: single[p] for p in resumed}
@@ -315,6 +318,9 @@ def test_png_named_tif_is_segmented_with_a_warning(tmp_path, checkpoint_dir, cap
 
 
 def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
+    """The analysis keys (config.analysis) reach the analysis. Its group_regex names a group,
+    not a time: times would add the time-series plots, which took most of this test's time
+    and are test_job.py's (the analysis of the same records)."""
     source = tmp_path / "in"
     (source / "cell").mkdir(parents=True)
     for t in (10, 60):
@@ -324,7 +330,7 @@ def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
     config.input, config.output_dir = str(source), str(tmp_path / "out")
     config.checkpoint, config.analyze = str(checkpoint_dir), True
     config.pixel_size_nm = 20.0
-    config.analysis.group_regex = r"_t(?P<time_min>\d+)"
+    config.analysis.group_regex = r"_t(?P<group>\d+)"
     config.predict.update(patch_size=PATCH, stride=16, batch_size=4)
     with caplog.at_level("INFO"):
         segment.run(config, None)
@@ -333,6 +339,7 @@ def test_segment_then_analyze_in_one_command(tmp_path, checkpoint_dir, caplog):
     with open(analysis / "analysis.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and any("_um" in key for key in rows[0])
+    assert [row["group"] for row in rows] == ["10", "60"]  # config.analysis.group_regex
     # The model's fraction uncertainty from summary.csv, beside each phase's fraction.
     summary = read_summary(tmp_path / "out" / "summary.csv")
     for row in rows:

@@ -27,33 +27,47 @@ def test_host_device_count_splits_every_batch(cores, sizes, processes, expected)
     assert host_devices.host_device_count(cores, sizes, processes) == expected
 
 
-def _configure_in_child(env_flags: str, config: str, before: str = "") -> str:
-    code = (
-        f"{before}import os; from ml_collections import ConfigDict;"
-        "from socseg_jax.runtime import host_devices;"
-        f"n = host_devices.configure(ConfigDict({config}), cores=4);"
-        "import jax; print(n, jax.device_count(), jax.config.jax_num_cpu_devices)"
-    )
-    env = {"PATH": "/usr/bin:/bin", "XLA_FLAGS": env_flags, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip()
+def _configure_in_children(*cases: tuple[str, str, str]) -> list[str]:
+    """For each (XLA_FLAGS, config, code run first): a fresh process that configures the
+    devices, then prints the count chosen, jax's device count and jax_num_cpu_devices. The
+    processes run side by side."""
+    procs = []
+    for env_flags, config, before in cases:
+        code = (
+            f"{before}import os; from ml_collections import ConfigDict;"
+            "from socseg_jax.runtime import host_devices;"
+            f"n = host_devices.configure(ConfigDict({config}), cores=4);"
+            "import jax; print(n, jax.device_count(), jax.config.jax_num_cpu_devices)"
+        )
+        env = {"PATH": "/usr/bin:/bin", "XLA_FLAGS": env_flags, "JAX_PLATFORMS": "cpu"}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        ))
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr[-2000:]
+        outs.append(stdout.strip())
+    return outs
 
 
 def test_configure_sets_the_device_count_before_jax_starts():
-    out = _configure_in_child("", "{'batch_size': 6}")  # 4 cores: 3 devices split 6
-    assert out == "3 3 3"  # set through jax.config (jax_num_cpu_devices)
-    assert _configure_in_child("", "{'batch_size': 8, 'cpu_devices': 1}").startswith("1 1")
-    # A count the user already put in XLA_FLAGS wins.
     user = "--xla_force_host_platform_device_count=2"
-    assert _configure_in_child(user, "{'batch_size': 8}").startswith("2 2 ")
-    # jax imported first is fine; only started backends are too late (a warning, 0).
-    assert _configure_in_child("", "{'batch_size': 8}", "import jax;") == "4 4 4"
     late = "import jax; jax.devices();"
-    assert _configure_in_child("", "{'batch_size': 8}", late).startswith("0 1 ")
+    auto, one, users, imported, started = _configure_in_children(
+        ("", "{'batch_size': 6}", ""),
+        ("", "{'batch_size': 8, 'cpu_devices': 1}", ""),
+        (user, "{'batch_size': 8}", ""),
+        ("", "{'batch_size': 8}", "import jax;"),
+        ("", "{'batch_size': 8}", late),
+    )
+    assert auto == "3 3 3"  # 4 cores: 3 devices split 6; set through jax.config
+    assert one.startswith("1 1")
+    assert users.startswith("2 2 ")  # a count the user already put in XLA_FLAGS wins
+    # jax imported first is fine; only started backends are too late (a warning, 0).
+    assert imported == "4 4 4"
+    assert started.startswith("0 1 ")
 
 
 def test_negative_count_is_refused():

@@ -78,8 +78,8 @@ def test_two_processes_train_to_identical_parameters(tiny_dataset, tmp_path):
 
 
 def test_sigkill_during_save_and_mid_run_then_restart_is_bitwise_exact(tiny_dataset, tmp_path):
+    """The uninterrupted run (its own workdir) runs beside the killed and restarted ones."""
     straight = worker(str(tiny_dataset), str(tmp_path / "straight"), "8")
-    assert finish(straight) is not None and straight.returncode == 0
 
     killed_dir = tmp_path / "killed"
     first = worker(str(tiny_dataset), str(killed_dir), "8", "--kill-during-save", "4")
@@ -92,6 +92,8 @@ def test_sigkill_during_save_and_mid_run_then_restart_is_bitwise_exact(tiny_data
     out = finish(last)
     assert last.returncode == 0, out
     assert "resuming from the checkpoint" in out
+    out = finish(straight)
+    assert straight.returncode == 0, out
     assert_bitwise_equal(
         load_params(tmp_path / "straight" / "final_params_0.npz"),
         load_params(killed_dir / "final_params_0.npz"),
