@@ -6,18 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import run_side_by_side
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def launch_all(*runs: list[str]) -> list[subprocess.CompletedProcess]:
     """``python launch.py ARGS`` for each list of ARGS, the processes side by side."""
-    procs = [subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in runs]
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    return results
+    return run_side_by_side([[sys.executable, "launch.py", *args] for args in runs], cwd=ROOT)
 
 
 def launch(*args: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 import collections
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from socseg_jax.inference.model_apply import make_ensemble_apply_fn, make_model_
 from socseg_jax.inference.predictor import SlidingWindowPredictor
 from socseg_jax.inference.windows import blending_weights
 from socseg_jax.models.unet import UNet, UNetConfig
+from tests.processes import run_side_by_side
 
 PATCH = 32
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,20 +167,19 @@ p = SlidingWindowPredictor(make_model_apply_fn(model), patch_size=32, stride=16,
 np.save("OUT", p.predict_proba(image))
 print(jax.local_device_count(), p._window_sharding is not None)
 """
-    procs = {  # the two processes run side by side
-        devices: subprocess.Popen(
-            [sys.executable, "-c", code.replace("OUT", str(tmp_path / f"proba{devices}.npy"))],
-            env=dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        )
-        for devices in (1, 2)
-    }
+    devices = (1, 2)
+    results = run_side_by_side(
+        [[sys.executable, "-c", code.replace("OUT", str(tmp_path / f"proba{n}.npy"))]
+         for n in devices],
+        [dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+         for n in devices],
+        cwd=ROOT, timeout=300,
+    )
     out = {}
-    for devices, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, stderr[-2000:]
-        assert stdout.split() == [str(devices), str(devices > 1)]
-        out[devices] = np.load(tmp_path / f"proba{devices}.npy")
+    for n, proc in zip(devices, results, strict=True):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.split() == [str(n), str(n > 1)]
+        out[n] = np.load(tmp_path / f"proba{n}.npy")
     np.testing.assert_allclose(out[2], out[1], atol=1e-6)
 
 

@@ -1,6 +1,5 @@
 """Tests of the one-device-per-core CPU setup that launch.py applies before importing jax."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import pytest
 from ml_collections import ConfigDict
 
 from socseg_jax.runtime import host_devices
+from tests.processes import run_side_by_side
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,24 +31,19 @@ def _configure_in_children(*cases: tuple[str, str, str]) -> list[str]:
     """For each (XLA_FLAGS, config, code run first): a fresh process that configures the
     devices, then prints the count chosen, jax's device count and jax_num_cpu_devices. The
     processes run side by side."""
-    procs = []
+    commands, envs = [], []
     for env_flags, config, before in cases:
-        code = (
+        commands.append([sys.executable, "-c", (
             f"{before}import os; from ml_collections import ConfigDict;"
             "from socseg_jax.runtime import host_devices;"
             f"n = host_devices.configure(ConfigDict({config}), cores=4);"
             "import jax; print(n, jax.device_count(), jax.config.jax_num_cpu_devices)"
-        )
-        env = {"PATH": "/usr/bin:/bin", "XLA_FLAGS": env_flags, "JAX_PLATFORMS": "cpu"}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        ))
+        )])
+        envs.append({"PATH": "/usr/bin:/bin", "XLA_FLAGS": env_flags, "JAX_PLATFORMS": "cpu"})
     outs = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stderr[-2000:]
-        outs.append(stdout.strip())
+    for proc in run_side_by_side(commands, envs, cwd=ROOT):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append(proc.stdout.strip())
     return outs
 
 
